@@ -1,0 +1,36 @@
+"""`textsynth preview`: a labelled contact sheet of freshly rendered samples, or of a dataset's."""
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from .. import recipes
+from ..preview import contact_sheet
+from .options import add, recipe
+
+
+@click.command("preview")
+@click.option("--count", type=click.IntRange(1, 200), default=8, show_default=True)
+@add(recipe)
+@click.option("--lang", type=click.Choice(["en", "zh", "mixed"]), default=None, help="Override the corpus language.")
+@click.option("--from", "from_dir", default=None, help="Draw random samples of an existing dataset instead.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output PNG.")
+def command(count, config, pipeline, seed, lang, from_dir, out) -> None:
+    """Render COUNT samples (or pick COUNT random rows of --from DIR) into one PNG contact sheet."""
+    if from_dir:
+        from ..shards.dataset import Dataset
+
+        ds = Dataset(from_dir)
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(len(ds), size=min(count, len(ds)), replace=False)
+        samples = [ds[int(i)] for i in sorted(idx)]
+        sheet = contact_sheet(samples)
+    else:
+        from ..synth import Synthesizer
+
+        cfg = recipes.resolve(config, pipeline, seed, lang)
+        syn = Synthesizer(cfg)
+        samples = [syn.sample(i) for i in range(count)]
+        sheet = contact_sheet(samples, syn.pools.fonts)
+    sheet.save(out)
+    click.echo(f"wrote {out} ({len(samples)} samples)")

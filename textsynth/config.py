@@ -1,0 +1,304 @@
+"""Typed synthesis config: dataclasses with defaults, loaded from TOML/JSON/dicts and validated.
+
+Every probability and range of the sample recipe lives here. Defaults cover the reference
+generator's effects and ranges (DESIGN.md 3); lengths are in em (fractions of the font size) so a
+recipe means the same thing at any output height.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class FontConfig:
+    """Font pool and size. `size` is the nominal font size in px (used as-is in native mode)."""
+
+    bundled: bool = True
+    extra: tuple[str, ...] = ()  # extra font files or folders
+    size: Range = (25.0, 60.0)
+    standard_latin: str = ""  # i_t font; "" = the bundle's standard latin font
+    standard_han: str = ""
+
+    def validate(self, path: str) -> None:
+        _check_range(self.size, f"{path}.size", lo=4.0, hi=512.0)
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Where words come from and how they are varied."""
+
+    lang: str = "en"  # en | zh | mixed
+    mixed_zh_fraction: float = 0.5  # with lang=mixed, share of Chinese pairs
+    files: tuple[str, ...] = ()  # extra UTF-8 text files, one item per line (replace bundled ones)
+    random_fraction: float = 0.1  # share of random strings instead of corpus words
+    random_charset: str = "letters_digits_punct"  # letters | digits | letters_digits | letters_digits_punct
+    min_len: int = 1
+    max_len: int = 12
+    capitalize_p: float = 0.10
+    upper_p: float = 0.04
+    lower_p: float = 0.0
+
+    def validate(self, path: str) -> None:
+        if self.lang not in ("en", "zh", "mixed"):
+            raise ConfigError(f"{path}.lang must be en, zh or mixed, got {self.lang!r}")
+        if self.random_charset not in RANDOM_CHARSETS:
+            raise ConfigError(
+                f"{path}.random_charset must be one of {sorted(RANDOM_CHARSETS)}, got {self.random_charset!r}")
+        for name in ("mixed_zh_fraction", "random_fraction", "capitalize_p", "upper_p", "lower_p"):
+            _check_prob(getattr(self, name), f"{path}.{name}")
+        if self.min_len < 1:
+            raise ConfigError(f"{path}.min_len must be >= 1, got {self.min_len}")
+        if self.max_len < self.min_len:
+            raise ConfigError(f"{path}.max_len ({self.max_len}) must be >= min_len ({self.min_len})")
+
+
+RANDOM_CHARSETS = {
+    "letters": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "digits": "0123456789",
+    "letters_digits": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    "letters_digits_punct": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:;!?-'&$%#@()/",
+}
+
+
+@dataclass(frozen=True)
+class BackgroundConfig:
+    """Background pool: bundled photos, user folders and procedural textures, plus crop jitter."""
+
+    bundled: bool = True
+    extra: tuple[str, ...] = ()  # extra image files or folders
+    texture_p: float = 0.5  # share of procedural textures (when images exist)
+    texture_pool: int = 24  # procedural textures generated per process (deterministic per index)
+    texture_size: int = 384
+    min_side: int = 32  # smaller images are rejected
+    crop_scale: Range = (0.3, 1.0)  # crop side as a fraction of the image's short side (before resize)
+    brightness: Range = (0.7, 1.3)
+    contrast: Range = (0.7, 1.3)
+    saturation: Range = (0.7, 1.3)
+    blur_p: float = 0.1
+    blur_sigma: Range = (0.5, 1.5)
+
+    def validate(self, path: str) -> None:
+        _check_prob(self.texture_p, f"{path}.texture_p")
+        _check_prob(self.blur_p, f"{path}.blur_p")
+        if self.texture_pool < 1:
+            raise ConfigError(f"{path}.texture_pool must be >= 1, got {self.texture_pool}")
+        if self.texture_size < 64:
+            raise ConfigError(f"{path}.texture_size must be >= 64, got {self.texture_size}")
+        if self.min_side < 8:
+            raise ConfigError(f"{path}.min_side must be >= 8, got {self.min_side}")
+        _check_range(self.crop_scale, f"{path}.crop_scale", lo=0.01, hi=1.0)
+        for name in ("brightness", "contrast", "saturation"):
+            _check_range(getattr(self, name), f"{path}.{name}", lo=0.0, hi=10.0)
+        _check_range(self.blur_sigma, f"{path}.blur_sigma", lo=0.0, hi=20.0)
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """Probabilities and ranges of one style draw, shared by the source and target words."""
+
+    tracking_p: float = 0.15
+    tracking: Range = (0.0, 0.25)  # extra letter spacing, em
+    oblique_p: float = 0.02
+    oblique_deg: Range = (8.0, 15.0)
+    underline_p: float = 0.01
+    underline_thickness: Range = (0.04, 0.08)  # em
+    curve_p: float = 0.05
+    curve: Range = (0.15, 0.5)  # arc sagitta, em (sign drawn separately)
+    rotation_std_deg: float = 1.0
+    rotation_max_deg: float = 10.0
+    shear_std_deg: float = 2.0
+    stretch_std: float = 0.1  # horizontal zoom N(1, std)
+    perspective_p: float = 1.0
+    perspective_std: float = 0.03  # homography h31/h32 in units of the text box
+    border_p: float = 0.02
+    border: Range = (0.03, 0.10)  # em
+    shadow_p: float = 0.02
+    shadow_offset: Range = (0.03, 0.10)  # em
+    shadow_blur: Range = (0.0, 0.06)  # em (Gaussian sigma)
+    shadow_opacity: Range = (0.5, 0.9)
+    padding: Range = (0.08, 0.3)  # canvas padding around the text, em
+    color_uniform_p: float = 0.5  # else a colour derived from the background's
+    min_contrast: float = 3.0  # WCAG contrast ratio floor between text and local background
+    blur_p: float = 0.05  # camera blur applied alike to i_s, t_b and t_f
+    blur_sigma: Range = (0.3, 1.0)  # px at output resolution
+    noise_p: float = 0.05
+    noise_std: Range = (2.0, 8.0)  # grey levels
+
+    def validate(self, path: str) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name.endswith("_p"):
+                _check_prob(v, f"{path}.{f.name}")
+            elif isinstance(v, tuple):
+                _check_range(v, f"{path}.{f.name}", lo=0.0, hi=100.0)
+        for name in ("rotation_std_deg", "rotation_max_deg", "shear_std_deg", "stretch_std", "perspective_std"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{path}.{name} must be >= 0, got {getattr(self, name)}")
+        if self.stretch_std > 0.5:
+            raise ConfigError(f"{path}.stretch_std must be <= 0.5, got {self.stretch_std}")
+        if self.perspective_std > 0.2:
+            raise ConfigError(f"{path}.perspective_std must be <= 0.2, got {self.perspective_std}")
+        if not 1.0 <= self.min_contrast <= 15.0:
+            raise ConfigError(f"{path}.min_contrast must be in [1, 15], got {self.min_contrast}")
+        if self.shadow_opacity[1] > 1.0:
+            raise ConfigError(f"{path}.shadow_opacity must lie in [0, 1], got {self.shadow_opacity}")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Output geometry. height=0 keeps the native rendered size."""
+
+    height: int = 64
+    max_width: int = 1024
+    max_attempts: int = 20  # bounded redraws of a sample before RenderError
+
+    def validate(self, path: str) -> None:
+        if self.height != 0 and not 16 <= self.height <= 1024:
+            raise ConfigError(f"{path}.height must be 0 (native) or in [16, 1024], got {self.height}")
+        if self.max_width < 32:
+            raise ConfigError(f"{path}.max_width must be >= 32, got {self.max_width}")
+        if self.max_attempts < 1:
+            raise ConfigError(f"{path}.max_attempts must be >= 1, got {self.max_attempts}")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The whole recipe. `seed` is the dataset seed; sample i uses rng(seed, i)."""
+
+    seed: int = 0
+    fonts: FontConfig = field(default_factory=FontConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    style: StyleConfig = field(default_factory=StyleConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+    def validate(self, path: str = "config") -> "SynthConfig":
+        if self.seed < 0:
+            raise ConfigError(f"{path}.seed must be >= 0, got {self.seed}")
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if dataclasses.is_dataclass(v):
+                v.validate(f"{path}.{f.name}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def replace(self, **overrides: Any) -> "SynthConfig":
+        """A copy with dotted-key overrides, e.g. replace(**{"style.curve_p": 1.0})."""
+        return merge(self, _nest(overrides))
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _check_prob(v: float, path: str) -> None:
+    if not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+        raise ConfigError(f"{path} must be a probability in [0, 1], got {v!r}")
+
+
+def _check_range(v: tuple, path: str, lo: float, hi: float) -> None:
+    if len(v) != 2 or not lo <= v[0] <= v[1] <= hi:
+        raise ConfigError(f"{path} must be [low, high] with {lo} <= low <= high <= {hi}, got {list(v)}")
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Convert a JSON/TOML value to the annotated type, naming the key on mismatch."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path} must be a table/object, got {value!r}")
+        return _from_dict(tp, value, path)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{path} must have {len(args)} items, got {list(value)}")
+        return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path} must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path} must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{path}: unsupported type {tp}")  # pragma: no cover - config schema bug
+
+
+def _from_dict(cls: type, data: dict[str, Any], path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown key {path}.{unknown[0]} (valid: {', '.join(sorted(names))})")
+    kwargs = {k: _coerce(v, hints[k], f"{path}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def merge(base: SynthConfig, overrides: dict[str, Any]) -> SynthConfig:
+    """Apply a nested dict of overrides on top of a config and validate the result."""
+    merged = _deep_update(base.to_dict(), overrides)
+    return from_dict(merged)
+
+
+def _deep_update(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_update(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def from_dict(data: dict[str, Any]) -> SynthConfig:
+    """Build and validate a SynthConfig from a nested dict (missing keys take defaults)."""
+    return _from_dict(SynthConfig, data, "config").validate()
+
+
+def load(path: str | Path) -> SynthConfig:
+    """Load a recipe from a .toml or .json file; errors name the file and the bad key."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from e
+    try:
+        data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"config file {p} is not valid {p.suffix.lstrip('.') or 'TOML'}: {e}") from e
+    try:
+        return from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from e
+

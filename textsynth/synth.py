@@ -1,0 +1,170 @@
+"""Sample synthesis: draw every parameter of sample i from rng(seed, i), then render it.
+
+`Synthesizer.draw` is the only place randomness is consumed (plain-data params); `render` is a pure
+function of those params and the pools, so a sample re-renders from its metadata and output does not
+depend on how samples are spread over workers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .backgrounds import BackgroundPool
+from .config import SynthConfig
+from .corpus import Corpus
+from .errors import RenderError
+from .fonts import FontPool
+from .render import (composite, effect_extent_em, effect_layers, gaussian_radius, layout_word,
+                     make_warp, rasterize, render_plain, to_u8, warp_mask, word_bounds, char_boxes)
+from .sample import GREY, Sample
+from .skeleton import skeletonize
+from .style import contrast_ratio, resolve_colors, sample_style
+
+cv2.setNumThreads(1)  # per-sample work is tiny; parallelism comes from processes
+
+
+@dataclass
+class Pools:
+    """Everything a worker needs besides the config; pickles once into Ray's object store."""
+
+    fonts: FontPool
+    backgrounds: BackgroundPool
+    corpus: Corpus
+
+    @classmethod
+    def from_config(cls, cfg: SynthConfig) -> "Pools":
+        fonts = FontPool.from_config(cfg.fonts)
+        return cls(fonts, BackgroundPool.from_config(cfg.background), Corpus.from_config(cfg.corpus, fonts.coverage))
+
+
+PLAN_SIZE = 48
+
+
+class _TooWide(Exception):
+    pass
+
+
+class Synthesizer:
+    """Renders sample i of a recipe; construct once per process (pools are the expensive part)."""
+
+    def __init__(self, cfg: SynthConfig, pools: Pools | None = None):
+        self.cfg = cfg.validate()
+        self.pools = pools or Pools.from_config(cfg)
+
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.cfg.seed, index])
+
+    def draw(self, rng: np.random.Generator) -> dict[str, Any]:
+        """All random choices of one sample as plain data."""
+        p = self.pools
+        text_s, text_t, lang = p.corpus.pair(rng)
+        font_index = p.fonts.choose(rng, text_s + text_t)
+        return {
+            "text_s": text_s, "text_t": text_t, "lang": lang,
+            "font_index": font_index, "font": p.fonts.fonts[font_index].name,
+            "style": sample_style(rng, self.cfg.style, self.cfg.fonts.size),
+            "background": p.backgrounds.sample(rng),
+        }
+
+    def sample(self, index: int, keep_layers: bool = False) -> Sample:
+        """Sample `index` of this recipe; redraws (bounded) when the words do not fit max_width."""
+        rng = self.rng(index)
+        for _ in range(self.cfg.render.max_attempts):
+            params = self.draw(rng)
+            try:
+                s = self.render(params, keep_layers=keep_layers)
+            except _TooWide:
+                continue
+            s.meta.update(id=f"{self.cfg.seed}-{index}", seed=self.cfg.seed, index=index)
+            return s
+        raise RenderError(f"sample {index}: no draw fitted max_width={self.cfg.render.max_width} "
+                          f"in {self.cfg.render.max_attempts} attempts (shorten corpus.max_len?)")
+
+    def _plan(self, params: dict, size: int):
+        style = params["style"]
+        font = self.pools.fonts.pil(params["font_index"], size)
+        lays = [layout_word(font, t, style["tracking"] * size, style["underline"] * size)
+                for t in (params["text_s"], params["text_t"])]
+        warp = make_warp(style, font, [lay.width for lay in lays])
+        b = np.stack([word_bounds(warp, lay) for lay in lays])
+        ext = effect_extent_em(style) * size + 1.0
+        pl, pt, pr, pb = (v * size for v in style["padding"])
+        canvas = (b[:, 0].min() - pl - ext, b[:, 1].min() - pt - ext, b[:, 2].max() + pr + ext, b[:, 3].max() + pb + ext)
+        return font, lays, warp, canvas
+
+    def render(self, params: dict[str, Any], keep_layers: bool = False) -> Sample:
+        """Render the eight images of a drawn sample; pure in (params, config, pools)."""
+        rcfg = self.cfg.render
+        style = params["style"]
+        # fixed height: plan at a reference size first (its font object is cached), then re-plan at
+        # the raster size that lands the canvas near the output height
+        size = PLAN_SIZE if rcfg.height else max(6, int(round(style["size"])))
+        font, lays, warp, c = self._plan(params, size)
+        if rcfg.height:
+            size = max(6, int(round(size * rcfg.height / (c[3] - c[1]))))
+            font, lays, warp, c = self._plan(params, size)
+            scale = rcfg.height / (c[3] - c[1])
+            h, w = rcfg.height, max(8, int(round((c[2] - c[0]) * scale)))
+        else:
+            scale = 1.0
+            h, w = math.ceil(c[3] - c[1]), math.ceil(c[2] - c[0])
+        if w > rcfg.max_width:
+            raise _TooWide
+        warp.origin, warp.scale = (c[0], c[1]), scale
+        px_per_em = size * scale
+
+        glyphs = []
+        for lay in lays:
+            mask, ox, oy = rasterize(font, lay, style["underline"] * size, style["tracking"] == 0)
+            glyphs.append(warp_mask(mask, warp, lay, ox, oy, h, w))
+        layers = [effect_layers(g, style, px_per_em) for g in glyphs]
+
+        bg = self.pools.backgrounds.apply(params["background"], h, w)
+        under = (glyphs[0] > 127) | (glyphs[1] > 127)
+        bg_mean = bg[under].mean(axis=0) if under.any() else bg.reshape(-1, 3).mean(axis=0)
+        colors = resolve_colors(style["color_draw"], bg_mean, style["border"] > 0)
+
+        i_s = composite(bg, layers[0], colors)
+        t_f = composite(bg, layers[1], colors)
+        t_b = bg.astype(np.float32)
+        t_t = composite(np.full((h, w, 3), GREY, np.float32), layers[1], colors)
+        cov_s, cov_t = layers[0].coverage(), layers[1].coverage()
+        i_s, t_b, t_f, cov_s, cov_t = degrade(style, i_s, t_b, t_f, cov_s, cov_t)
+
+        std = self.pools.fonts.standard_for(params["text_t"])
+        i_t = render_plain(self.pools.fonts.standard_pil(std, 64), params["text_t"], h, w)
+        images = {
+            "i_s": to_u8(i_s), "i_t": i_t, "t_sk": skeletonize(glyphs[1]), "t_t": to_u8(t_t),
+            "t_b": to_u8(t_b), "t_f": to_u8(t_f),
+            "mask_t": cov_t.astype(np.uint8) * 255, "mask_s": cov_s.astype(np.uint8) * 255,
+        }
+        meta = {**params, "colors": colors, "raster_size": size, "scale": round(scale, 6),
+                "px_per_em": round(px_per_em, 4), "standard_font": std.name,
+                "contrast": round(contrast_ratio(np.array(colors["text"]), bg_mean), 3),
+                "boxes_s": char_boxes(warp, lays[0]), "boxes_t": char_boxes(warp, lays[1])}
+        s = Sample(images, meta)
+        if keep_layers:
+            s.layers = layers  # type: ignore[attr-defined]  # test/debug only, never serialised
+        return s
+
+
+def degrade(style: dict, i_s, t_b, t_f, cov_s, cov_t):
+    """Camera blur and sensor noise, identical on every image that shows the background.
+
+    Blur spreads text into nearby pixels, so the coverage masks grow by the kernel radius: outside
+    them t_f, i_s and t_b stay equal."""
+    if style["blur"] > 0:
+        i_s, t_b, t_f = (cv2.GaussianBlur(x, (0, 0), style["blur"]) for x in (i_s, t_b, t_f))
+        r = gaussian_radius(style["blur"])
+        k = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+        cov_s = cv2.dilate(cov_s.astype(np.uint8), k) > 0
+        cov_t = cv2.dilate(cov_t.astype(np.uint8), k) > 0
+    if style["noise"] > 0:
+        n = np.random.default_rng(style["noise_seed"]).standard_normal(i_s.shape, dtype=np.float32) * style["noise"]
+        i_s, t_b, t_f = i_s + n, t_b + n, t_f + n
+    return i_s, t_b, t_f, cov_s, cov_t
+
