@@ -1,0 +1,275 @@
+"""ShardReader: random access to one shard, memory-mapped, with a zero-copy numpy path for loaders.
+
+Each variable-size column (images, ids, texts, meta) is indexed once as absolute (start, end) byte
+offsets into the mapped file, so per-row access is numpy slicing instead of pyarrow scalar access.
+The file is opened lazily and handles are dropped on pickling, so readers ship cheaply to workers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from dataclasses import dataclass
+from typing import Any, Iterator, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from textsynth.errors import CorruptShardError
+from textsynth.sample import IMAGE_KEYS, Sample
+from textsynth.shards import storage
+from textsynth.shards.encodings import Codec, get_codec
+from textsynth.shards.schema import ShardLayout, parse_schema
+
+EOS_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC end-of-stream: continuation + zero length
+_SPAN_COLUMNS: tuple[str, ...] = ("id", "text_s", "text_t", *IMAGE_KEYS, "meta")
+_ARROW_ERRORS = (pa.ArrowException, EOFError, ValueError, OSError)
+
+
+class RowMeta(NamedTuple):
+    """The scalar columns of one row, readable without decoding any image."""
+
+    id: str
+    text_s: str
+    text_t: str
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class _Spans:
+    """Absolute byte ranges of one variable-size column's values inside `base`."""
+
+    base: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """Everything an open shard holds; dropped on pickling and rebuilt lazily."""
+
+    keepalive: Any
+    layout: ShardLayout
+    codec: Codec
+    rows: int
+    heights: np.ndarray
+    widths: np.ndarray
+    spans: dict[str, _Spans]
+
+
+def _column_spans(column: pa.ChunkedArray, base: np.ndarray, base_addr: int) -> _Spans:
+    """Index a binary/string column as (start, end) offsets into `base`, zero-copy when possible."""
+    starts, ends, inside = [], [], True
+    chunk_data = []
+    for chunk in column.chunks:
+        _, offsets_buf, data_buf = chunk.buffers()
+        offsets = np.frombuffer(offsets_buf, dtype=np.int32)[chunk.offset: chunk.offset + len(chunk) + 1]
+        offsets = offsets.astype(np.int64)
+        data_addr = data_buf.address if data_buf is not None and data_buf.size else base_addr
+        data_size = data_buf.size if data_buf is not None else 0
+        rel = data_addr - base_addr
+        inside = inside and 0 <= rel and rel + data_size <= base.size
+        starts.append(offsets[:-1] + rel)
+        ends.append(offsets[1:] + rel)
+        chunk_data.append((data_buf, offsets))
+    if inside:
+        return _Spans(base, _cat(starts), _cat(ends))
+    # A buffer lives outside the mapped file (pyarrow copied it): fall back to one packed copy.
+    pieces, new_starts, new_ends, pos = [], [], [], 0
+    for data_buf, offsets in chunk_data:
+        data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+        piece = data[offsets[0]: offsets[-1]]
+        new_starts.append(offsets[:-1] - offsets[0] + pos)
+        new_ends.append(offsets[1:] - offsets[0] + pos)
+        pieces.append(piece)
+        pos += piece.size
+    packed = np.concatenate(pieces) if pieces else np.empty(0, np.uint8)
+    return _Spans(packed, _cat(new_starts), _cat(new_ends))
+
+
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    out = np.concatenate(parts) if parts else np.empty(0, np.int64)
+    out.setflags(write=False)
+    return out
+
+
+class ShardReader:
+    """Random access to the rows of one shard: `len`, `[i] -> Sample`, `row_meta`, `image_bytes`."""
+
+    def __init__(self, path: str | os.PathLike[str], filesystem: pafs.FileSystem | None = None) -> None:
+        self._fs, self.path = storage.resolve(path, filesystem)
+        self.name = posixpath.basename(self.path.replace(os.sep, "/"))
+        self._opened: _Opened | None = None
+
+    # --- opening -------------------------------------------------------------------------------
+
+    def _read_source(self) -> tuple[Any, pa.Buffer]:
+        if storage.is_local(self._fs):
+            mapped = pa.memory_map(self.path, "r")
+            return mapped, mapped.read_buffer()
+        with self._fs.open_input_file(self.path) as f:
+            buf = f.read_buffer()
+        return buf, buf
+
+    def _corrupt(self, why: str) -> CorruptShardError:
+        return CorruptShardError(f"{self.path}: corrupt or truncated shard: {why}")
+
+    def _open(self) -> _Opened:
+        keepalive, buf = self._read_source()
+        if buf.size < len(EOS_MARKER) or buf[buf.size - len(EOS_MARKER):].to_pybytes() != EOS_MARKER:
+            raise self._corrupt("missing Arrow end-of-stream marker (file cut short?)")
+        try:
+            reader = pa.ipc.open_stream(buf)
+            table = reader.read_all()
+        except _ARROW_ERRORS as exc:
+            raise self._corrupt(f"{type(exc).__name__}: {exc}") from exc
+        layout = parse_schema(table.schema, self.path)
+        try:
+            table.validate(full=True)
+        except _ARROW_ERRORS as exc:
+            raise self._corrupt(f"invalid Arrow data: {exc}") from exc
+        nulls = [name for name in table.column_names if table.column(name).null_count]
+        if nulls:
+            raise self._corrupt(f"null values in column(s) {', '.join(nulls)}")
+        heights = table.column("height").to_numpy().astype(np.int32, copy=False)
+        widths = table.column("width").to_numpy().astype(np.int32, copy=False)
+        if heights.size and (heights.min() <= 0 or widths.min() <= 0):
+            raise self._corrupt("non-positive image height or width")
+        heights.setflags(write=False)
+        widths.setflags(write=False)
+        base = np.frombuffer(buf, dtype=np.uint8)
+        spans = {name: _column_spans(table.column(name), base, buf.address) for name in _SPAN_COLUMNS}
+        return _Opened(keepalive=(keepalive, buf), layout=layout, codec=get_codec(layout.encoding),
+                       rows=table.num_rows, heights=heights, widths=widths, spans=spans)
+
+    @property
+    def _state(self) -> _Opened:
+        if self._opened is None:
+            self._opened = self._open()
+        return self._opened
+
+    def open(self) -> ShardReader:
+        """Open (map and index) the shard now instead of on first access; returns self."""
+        _ = self._state
+        return self
+
+    def close(self) -> None:
+        """Drop the mapping and indexes; the reader reopens on next access."""
+        self._opened = None
+
+    def __enter__(self) -> ShardReader:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_fs": self._fs, "path": self.path, "name": self.name, "_opened": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    # --- whole-shard views ---------------------------------------------------------------------
+
+    @property
+    def layout(self) -> ShardLayout:
+        """The parsed b"textsynth" schema metadata."""
+        return self._state.layout
+
+    @property
+    def encoding(self) -> str:
+        """The dataset encoding of this shard's images."""
+        return self._state.layout.encoding
+
+    @property
+    def heights(self) -> np.ndarray:
+        """Read-only int32 array of every row's image height."""
+        return self._state.heights
+
+    @property
+    def widths(self) -> np.ndarray:
+        """Read-only int32 array of every row's image width."""
+        return self._state.widths
+
+    def __len__(self) -> int:
+        return self._state.rows
+
+    def __repr__(self) -> str:
+        return f"ShardReader({self.path!r})"
+
+    # --- rows ----------------------------------------------------------------------------------
+
+    def _row(self, i: int) -> int:
+        n = self._state.rows
+        j = int(i)
+        if j < 0:
+            j += n
+        if not 0 <= j < n:
+            raise IndexError(f"row {i} out of range for {self.name} with {n} rows")
+        return j
+
+    def _text(self, column: str, j: int) -> str:
+        s = self._state.spans[column]
+        return bytes(s.base[s.starts[j]:s.ends[j]]).decode("utf-8")
+
+    def image_bytes(self, i: int, key: str) -> np.ndarray:
+        """Zero-copy read-only uint8 view of row i's encoded image `key` (valid while the reader is open)."""
+        s = self._state.spans[key]
+        j = self._row(i)
+        return s.base[s.starts[j]:s.ends[j]]
+
+    def image_spans(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(base, starts, ends): row i's encoded `key` is base[starts[i]:ends[i]]; for batched loaders."""
+        if key not in IMAGE_KEYS:
+            raise KeyError(f"unknown image key {key!r}")
+        s = self._state.spans[key]
+        return s.base, s.starts, s.ends
+
+    def decode_image(self, i: int, key: str) -> np.ndarray:
+        """Decode row i's image `key` to (H, W[, 3]) uint8; CorruptShardError names file, row and key."""
+        j = self._row(i)
+        st = self._state
+        if key not in IMAGE_KEYS:
+            raise KeyError(f"unknown image key {key!r}")
+        try:
+            return st.codec.decode(key, self.image_bytes(j, key), int(st.heights[j]), int(st.widths[j]))
+        except CorruptShardError as exc:
+            raise CorruptShardError(f"{self.path}: row {j} image {key!r}: {exc}") from exc
+
+    def row_meta(self, i: int) -> RowMeta:
+        """id, texts and size of row i without decoding images or meta JSON."""
+        j = self._row(i)
+        st = self._state
+        try:
+            return RowMeta(self._text("id", j), self._text("text_s", j), self._text("text_t", j),
+                           int(st.heights[j]), int(st.widths[j]))
+        except UnicodeDecodeError as exc:
+            raise self._corrupt(f"row {j}: text is not UTF-8: {exc}") from exc
+
+    def meta(self, i: int) -> dict[str, Any]:
+        """The full Sample.meta of row i, parsed from its JSON column."""
+        j = self._row(i)
+        try:
+            value = json.loads(self._text("meta", j))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise self._corrupt(f"row {j}: meta is not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise self._corrupt(f"row {j}: meta JSON is a {type(value).__name__}, not an object")
+        return value
+
+    def __getitem__(self, i: int) -> Sample:
+        j = self._row(i)
+        images = {key: self.decode_image(j, key) for key in IMAGE_KEYS}
+        return Sample(images=images, meta=self.meta(j))
+
+    def __iter__(self) -> Iterator[Sample]:
+        for j in range(len(self)):
+            yield self[j]
+
+
+def open_shard(path: str | os.PathLike[str], filesystem: pafs.FileSystem | None = None) -> ShardReader:
+    """Open a shard eagerly, so a missing or corrupt file fails here rather than on first access."""
+    return ShardReader(path, filesystem).open()
+

@@ -1,0 +1,101 @@
+"""The one Arrow schema of a shard, with the logical layout stored as JSON under b"textsynth".
+
+The b"huggingface" entry declares the same columns as HF `datasets` features, so HF reads the
+shards with exactly the features that dataset_info.json lists. Fields are nullable, as HF declares
+them (a differing schema makes HF cast every table on load); readers reject nulls instead.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from textsynth.errors import ShardSchemaError
+from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS
+from textsynth.shards.encodings import ENCODINGS, check_encoding, image_encoding
+
+FORMAT_VERSION = 1
+METADATA_KEY = b"textsynth"
+HF_METADATA_KEY = b"huggingface"
+
+SCALAR_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("id", pa.string()),
+    pa.field("text_s", pa.string()),
+    pa.field("text_t", pa.string()),
+    pa.field("height", pa.int32()),
+    pa.field("width", pa.int32()),
+)
+META_FIELD = pa.field("meta", pa.string())
+COLUMNS: tuple[str, ...] = tuple(f.name for f in SCALAR_FIELDS) + IMAGE_KEYS + (META_FIELD.name,)
+
+_HF_DTYPES = {pa.string(): "string", pa.int32(): "int32", pa.binary(): "binary"}
+
+
+@dataclass(frozen=True)
+class ShardLayout:
+    """What a shard's metadata says about it: format version, dataset encoding, per-image codec."""
+
+    format_version: int
+    encoding: str
+    images: dict[str, dict[str, Any]]
+
+
+def logical_schema(encoding: str) -> dict[str, Any]:
+    """The JSON stored under b"textsynth": format version, encoding, and channels/codec per image."""
+    check_encoding(encoding)
+    return {
+        "format_version": FORMAT_VERSION,
+        "encoding": encoding,
+        "images": {k: {"channels": IMAGE_CHANNELS[k], "encoding": image_encoding(encoding, k)} for k in IMAGE_KEYS},
+    }
+
+
+def _fields() -> list[pa.Field]:
+    images = [pa.field(k, pa.binary()) for k in IMAGE_KEYS]
+    return [*SCALAR_FIELDS, *images, META_FIELD]
+
+
+def hf_features(schema: pa.Schema) -> dict[str, dict[str, str]]:
+    """HF `datasets` features (Value dtypes) for the columns of `schema`, as save_to_disk writes them."""
+    out = {}
+    for f in schema:
+        if f.type not in _HF_DTYPES:
+            raise ValueError(f"column {f.name!r} has type {f.type} with no HF Value dtype")
+        out[f.name] = {"dtype": _HF_DTYPES[f.type], "_type": "Value"}
+    return out
+
+
+def build_schema(encoding: str) -> pa.Schema:
+    """The Arrow schema of a shard whose images use `encoding` (ValueError naming an unknown one)."""
+    bare = pa.schema(_fields())
+    metadata = {
+        METADATA_KEY: json.dumps(logical_schema(encoding), sort_keys=True).encode(),
+        HF_METADATA_KEY: json.dumps({"info": {"features": hf_features(bare)}}).encode(),
+    }
+    return bare.with_metadata(metadata)
+
+
+def parse_schema(schema: pa.Schema, source: str) -> ShardLayout:
+    """Validate a schema read back from shard `source`; ShardSchemaError naming it on any mismatch."""
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise ShardSchemaError(f"{source}: schema has no {METADATA_KEY.decode()!r} metadata")
+    try:
+        meta = json.loads(raw)
+        version, encoding, images = meta["format_version"], meta["encoding"], meta["images"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ShardSchemaError(f"{source}: unreadable {METADATA_KEY.decode()!r} metadata: {exc}") from exc
+    if version != FORMAT_VERSION:
+        raise ShardSchemaError(f"{source}: format_version {version!r}, this reader supports {FORMAT_VERSION}")
+    if encoding not in ENCODINGS:
+        raise ShardSchemaError(f"{source}: unknown encoding {encoding!r}")
+    expected = build_schema(encoding)
+    got = [(f.name, f.type) for f in schema]
+    want = [(f.name, f.type) for f in expected]
+    if got != want:
+        raise ShardSchemaError(f"{source}: columns {got} differ from the expected {want}")
+    if meta != logical_schema(encoding):
+        raise ShardSchemaError(f"{source}: image layout {images} differs from the expected one for {encoding!r}")
+    return ShardLayout(format_version=version, encoding=encoding, images=images)

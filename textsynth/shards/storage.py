@@ -1,0 +1,100 @@
+"""Where shard bytes live: resolve paths/URIs to a pyarrow FileSystem and write files atomically.
+
+Local files are written to a hidden temp name, fsynced and renamed; on object stores (S3, GCS)
+the final key is written directly, because an object only appears when its upload completes.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import secrets
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+
+def resolve(path: str, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path) for a local path, a URI such as s3://bucket/key, or an explicit filesystem."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(f"path must be a non-empty string or os.PathLike, got {path!r}")
+    path = os.fspath(path)
+    if filesystem is not None:
+        if not isinstance(filesystem, pafs.FileSystem):
+            raise ValueError(f"filesystem must be a pyarrow.fs.FileSystem, got {type(filesystem).__name__}")
+        return filesystem, path
+    if "://" in path:
+        try:
+            return pafs.FileSystem.from_uri(path)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise ValueError(f"cannot resolve filesystem for {path!r}: {exc}") from exc
+    return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def is_local(fs: pafs.FileSystem) -> bool:
+    """True when `fs` paths are plain OS paths, so os-level fsync/rename/mmap apply."""
+    return isinstance(fs, pafs.LocalFileSystem)
+
+
+def join(root: str, *parts: str) -> str:
+    """Join path parts with '/' (pyarrow filesystems use POSIX-style paths, also for S3)."""
+    return posixpath.join(root, *parts)
+
+
+def temp_path(path: str) -> str:
+    """The hidden temp sibling `<dir>/.<name>.tmp-<random>` a local atomic write goes through."""
+    head, name = os.path.split(path)
+    return os.path.join(head, f".{name}.tmp-{secrets.token_hex(6)}")
+
+
+def fsync_dir(directory: str) -> None:
+    """fsync a directory so a rename inside it survives a crash (no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(fs: pafs.FileSystem, directory: str) -> None:
+    """Create `directory` and its parents (object stores have no directories; harmless there)."""
+    if directory:
+        fs.create_dir(directory, recursive=True)
+
+
+def atomic_write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Write `data` to `path` so readers see either the old file or the whole new one."""
+    if is_local(fs):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = temp_path(path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        fsync_dir(os.path.dirname(path) or ".")
+        return
+    ensure_dir(fs, posixpath.dirname(path))
+    with fs.open_output_stream(path) as out:
+        out.write(data)
+
+
+def read_bytes(fs: pafs.FileSystem, path: str) -> bytes:
+    """The whole content of `path`."""
+    with fs.open_input_stream(path) as f:
+        return f.read()
+
+
+def file_size(fs: pafs.FileSystem, path: str) -> int | None:
+    """Size of `path` in bytes, or None if it does not exist."""
+    info = fs.get_file_info(path)
+    return None if info.type == pafs.FileType.NotFound else info.size
