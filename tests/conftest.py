@@ -1,0 +1,30 @@
+"""Shared fixtures: synthesizers are built once per session (pools are the slow part)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+from textsynth.config import SynthConfig  # noqa: E402
+from textsynth.synth import Pools, Synthesizer  # noqa: E402
+
+FORCED = {"style.curve_p": 1.0, "style.border_p": 1.0, "style.shadow_p": 1.0, "style.underline_p": 1.0,
+          "style.tracking_p": 0.5, "style.oblique_p": 0.5, "style.blur_p": 0.3, "style.noise_p": 0.3}
+
+
+@pytest.fixture(scope="session")
+def pools_en() -> Pools:
+    return Pools.from_config(SynthConfig())
+
+
+@pytest.fixture(scope="session")
+def synth_en(pools_en) -> Synthesizer:
+    return Synthesizer(SynthConfig(seed=11), pools_en)
+
+
+@pytest.fixture(scope="session")
+def synth_zh() -> Synthesizer:
+    return Synthesizer(SynthConfig(seed=12).replace(**{"corpus.lang": "zh"}))
