@@ -1,0 +1,16 @@
+"""`textsynth export`: a dataset into the SRNet-Datagen folder layout existing training code reads."""
+from __future__ import annotations
+
+import click
+
+from ..srnet_folder import export_srnet
+
+
+@click.command("export")
+@click.argument("root")
+@click.option("--format", "fmt", type=click.Choice(["srnet"]), default="srnet", show_default=True)
+@click.argument("out", type=click.Path(file_okay=False))
+def command(root: str, fmt: str, out: str) -> None:
+    """Write ROOT's samples as i_s/ i_t/ t_sk/ t_t/ t_b/ t_f/ mask_t/ mask_s/ PNGs plus label files in OUT."""
+    n = export_srnet(root, out)
+    click.echo(f"exported {n} samples to {out} ({fmt} layout; labels in i_s.txt / i_t.txt)")
