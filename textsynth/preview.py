@@ -39,8 +39,9 @@ def contact_sheet(samples: Iterable[Sample], fonts_pool=None, cell_h: int = 64, 
     x = LABEL_W
     for s, w in cells:
         caption = f"{s.meta.get('text_s', '?')} -> {s.meta.get('text_t', '?')}"
-        draw.text((x, 2), caption, font=font, fill=(255, 220, 120))
-        draw.text((x, 17), str(s.meta.get("font", ""))[:40], font=font, fill=(160, 160, 160))
+        chars = max(4, w // 7)  # keep captions inside their column
+        draw.text((x, 2), caption[:chars], font=font, fill=(255, 220, 120))
+        draw.text((x, 17), str(s.meta.get("font", ""))[:chars], font=font, fill=(160, 160, 160))
         for r, key in enumerate(IMAGE_KEYS):
             img = s.images[key]
             pil = Image.fromarray(img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2))

@@ -73,31 +73,49 @@ def contrast_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
 _MIX = np.linspace(0.0, 1.0, 257)[:, None]
 
 
-def _reach_contrast(color: np.ndarray, against: np.ndarray, ratio: float, light: bool) -> np.ndarray:
-    """Mix `color` toward white or black just enough to reach `ratio` against `against`."""
-    if contrast_ratio(color, against) >= ratio and (luminance(color) > luminance(against)) == light:
-        return color
+def _ratio(l1: np.ndarray | float, l2: float) -> np.ndarray | float:
+    return (np.maximum(l1, l2) + 0.05) / (np.minimum(l1, l2) + 0.05)
+
+
+def luminance_range(pixels: np.ndarray, q: float = 10.0) -> tuple[float, float]:
+    """Low and high luminance percentiles of RGB uint8 pixels: textured backgrounds need text that
+    stands out from their extremes, not just from their mean."""
+    lum = _LIN[pixels.reshape(-1, 3)] @ _W
+    lo, hi = np.percentile(lum, [q, 100.0 - q])
+    return float(lo), float(hi)
+
+
+def _reach_contrast(color: np.ndarray, l_against: float, ratio: float, light: bool) -> np.ndarray:
+    """Mix `color` toward white or black just enough to reach `ratio` against luminance `l_against`."""
     target = np.full(3, 255.0 if light else 0.0)
     cands = color * (1 - _MIX) + target * _MIX  # luminance is monotonic along the mix: first hit wins
-    ok = np.nonzero(contrast_ratio(cands, against) >= ratio)[0]
+    lum = luminance(cands)
+    ok = np.nonzero((_ratio(lum, l_against) >= ratio) & ((lum > l_against) == light))[0]
     return cands[ok[0]] if len(ok) else target
 
 
-def _pick(color: np.ndarray, against: np.ndarray, ratio: float, light_u: float) -> np.ndarray:
-    l_bg = luminance(against)
-    can_light = ratio * (l_bg + 0.05) - 0.05 <= 1.0
-    can_dark = (l_bg + 0.05) / ratio - 0.05 >= 0.0
-    if can_light and can_dark:  # prefer the side with more room, as real signage does
-        room_light = 1.05 / (l_bg + 0.05)
-        room_dark = (l_bg + 0.05) / 0.05
+def _pick(color: np.ndarray, l_lo: float, l_hi: float, ratio: float, light_u: float,
+          l_mean: float) -> tuple[np.ndarray, bool]:
+    """Light text must beat the background's bright end, dark text its dark end; where both can,
+    the side with more room is favoured, as on real signage."""
+    room_light = 1.05 / (l_hi + 0.05)
+    room_dark = (l_lo + 0.05) / 0.05
+    if room_light >= ratio and room_dark >= ratio:
         light = light_u < np.log(room_light) / (np.log(room_light) + np.log(room_dark))
-    else:
-        light = can_light
-    return _reach_contrast(color, against, ratio, light)
+    elif room_light >= ratio or room_dark >= ratio:
+        light = room_light >= ratio
+    elif l_lo != l_mean or l_hi != l_mean:  # a background spanning dark to bright: settle for its mean
+        return _pick(color, l_mean, l_mean, ratio, light_u, l_mean)
+    else:  # a floor above what any colour reaches (> 4.58 on mid grey): the best side, at full strength
+        light = room_light >= room_dark
+        return np.full(3, 255.0 if light else 0.0), light
+    return _reach_contrast(color, l_hi if light else l_lo, ratio, light), light
 
 
-def resolve_colors(draw: dict[str, Any], bg_mean: np.ndarray, has_border: bool) -> dict[str, list[int]]:
-    """Final text, border and shadow colours (0..255 ints) meeting the contrast floor against bg_mean."""
+def resolve_colors(draw: dict[str, Any], bg_mean: np.ndarray, lum_range: tuple[float, float],
+                   has_border: bool) -> dict[str, list[int]]:
+    """Final text, border and shadow colours (0..255 ints): the text meets the contrast floor against
+    the background's luminance range under the words, the border against the text."""
     bg_mean = np.asarray(bg_mean, np.float64)
     ratio = float(draw["min_contrast"])
     r = np.array(draw["rgb"], np.float64)
@@ -107,14 +125,19 @@ def resolve_colors(draw: dict[str, Any], bg_mean: np.ndarray, has_border: bool) 
         h, _, _ = colorsys.rgb_to_hsv(*(bg_mean / 255.0))
         hue = (h + (r[0] - 0.5) * 0.3) % 1.0
         base = np.array(colorsys.hsv_to_rgb(hue, r[1] * 0.8, r[2])) * 255.0
-    text = np.round(_pick(base, bg_mean, ratio, draw["light_u"]))
+    lo, hi = lum_range
+    l_mean = luminance(bg_mean)
+    text, light = _pick(base, lo, hi, ratio, draw["light_u"], l_mean)
+    text = np.round(text)
+    reached = _ratio(luminance(text), hi if light else lo) >= ratio * 0.98
+    against = (hi if light else lo) if reached else l_mean
     # rounding can cost a hair of contrast: nudge until the floor holds on integer colours
-    light = luminance(text) > luminance(bg_mean)
-    while contrast_ratio(text, bg_mean) < ratio and not (text == (255 if light else 0)).all():
+    while _ratio(luminance(text), against) < ratio and not (text == (255 if light else 0)).all():
         text = np.clip(text + (1 if light else -1), 0, 255)
     out = {"text": [int(v) for v in text]}
     if has_border:
-        border = np.round(_pick(np.array(draw["border_rgb"]) * 255.0, text, ratio, 1.0 - draw["light_u"]))
-        out["border"] = [int(v) for v in np.clip(border, 0, 255)]
+        l_text = luminance(text)
+        border, _ = _pick(np.array(draw["border_rgb"]) * 255.0, l_text, l_text, ratio, 1.0 - draw["light_u"], l_text)
+        out["border"] = [int(v) for v in np.clip(np.round(border), 0, 255)]
     out["shadow"] = [int(round(v)) for v in bg_mean * draw["shadow_v"]]
     return out

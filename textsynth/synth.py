@@ -22,7 +22,7 @@ from .render import (composite, effect_extent_em, effect_layers, gaussian_radius
                      make_warp, rasterize, render_plain, to_u8, warp_mask, word_bounds, char_boxes)
 from .sample import GREY, Sample
 from .skeleton import skeletonize
-from .style import contrast_ratio, resolve_colors, sample_style
+from .style import contrast_ratio, luminance_range, resolve_colors, sample_style
 
 cv2.setNumThreads(1)  # per-sample work is tiny; parallelism comes from processes
 
@@ -125,8 +125,9 @@ class Synthesizer:
 
         bg = self.pools.backgrounds.apply(params["background"], h, w)
         under = (glyphs[0] > 127) | (glyphs[1] > 127)
-        bg_mean = bg[under].mean(axis=0) if under.any() else bg.reshape(-1, 3).mean(axis=0)
-        colors = resolve_colors(style["color_draw"], bg_mean, style["border"] > 0)
+        bg_under = bg[under] if under.any() else bg.reshape(-1, 3)
+        bg_mean = bg_under.mean(axis=0)
+        colors = resolve_colors(style["color_draw"], bg_mean, luminance_range(bg_under), style["border"] > 0)
 
         i_s = composite(bg, layers[0], colors)
         t_f = composite(bg, layers[1], colors)
