@@ -12,7 +12,7 @@ from textsynth.config import SynthConfig  # noqa: E402
 from textsynth.synth import Pools, Synthesizer  # noqa: E402
 
 FORCED = {"style.curve_p": 1.0, "style.border_p": 1.0, "style.shadow_p": 1.0, "style.underline_p": 1.0,
-          "style.tracking_p": 0.5, "style.oblique_p": 0.5, "style.blur_p": 0.3, "style.noise_p": 0.3}
+          "style.strong_p": 0.5, "style.tracking_p": 0.5, "style.oblique_p": 0.5, "style.blur_p": 0.3, "style.noise_p": 0.3}
 
 
 @pytest.fixture(scope="session")

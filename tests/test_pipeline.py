@@ -268,3 +268,29 @@ def test_import_reference_generator_fixture(tmp_path):
     assert r.returncode == 0, r.stderr
     ds = Dataset(str(tmp_path / "imp"))
     assert len(ds) == 8 and verify_dataset(str(tmp_path / "imp")) == []
+
+
+def test_full_disk_is_a_clear_error_and_leaves_no_partial_shard(tmp_path):
+    """Generate onto a 1.5 MB tmpfs (its own mount namespace): the error names the shard and the
+    cause, no temp file stays behind, and whatever landed still reads back whole."""
+    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no user+mount namespaces here to mount a small tmpfs")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    marker = new_marker()
+    tmp = tempfile.mkdtemp(prefix="tsr-")
+    script = (f"mount -t tmpfs -o size=1500k tmpfs {mnt} && "
+              f"{CLI[0]} generate --out {mnt}/ds --count 60 --shard-size 10 --pipeline smoke --num-cpus 1 --quiet; "
+              f"echo rc=$?; ls -a {mnt}/ds; {CLI[0]} verify {mnt}/ds --rows 0; echo verify=$?")
+    try:
+        r = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env_for(marker, tmp), capture_output=True,
+                           text=True, timeout=300)
+    finally:
+        kill_marked(marker)
+        shutil.rmtree(tmp, ignore_errors=True)
+    out = r.stdout + r.stderr
+    assert "rc=2" in out, out
+    assert "No space left on device" in out and "cannot write shard" in out and ".arrow" in out, out
+    assert ".tmp-" not in r.stdout  # ls -a of the dataset folder: no half-written shard
+    problems = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert len(problems) == 1 and "incomplete dataset" in problems[0], out  # what landed is whole

@@ -85,7 +85,7 @@ def test_rare_effects_forced_on(pools_en, lang):
     st = [s.meta["style"] for s in samples]
     assert all(x["curve"] != 0 and x["border"] > 0 and x["shadow"] and x["underline"] > 0 for x in st)
     assert all(any(v != 0 for v in x["perspective"]) for x in st)
-    assert any(x["blur"] > 0 for x in st) and any(x["noise"] > 0 for x in st)
+    assert any(x["blur"] > 0 for x in st) and any(x["noise"] > 0 for x in st) and any(x["strong"] > 0 for x in st)
 
 
 def test_native_size_mode(pools_en):

@@ -108,6 +108,8 @@ class StyleConfig:
 
     tracking_p: float = 0.15
     tracking: Range = (0.0, 0.25)  # extra letter spacing, em
+    strong_p: float = 0.05  # synthetic bold: glyphs dilated before the warp
+    strong: Range = (0.02, 0.045)  # em
     oblique_p: float = 0.02
     oblique_deg: Range = (8.0, 15.0)
     underline_p: float = 0.01

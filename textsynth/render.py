@@ -68,9 +68,12 @@ def underline_y(descent: float, thickness: float) -> tuple[float, float]:
     return top, top + thickness if thickness > 0 else top
 
 
-def rasterize(font: ImageFont.FreeTypeFont, lay: WordLayout, underline_px: float, tracking_free: bool) -> tuple[np.ndarray, float, float]:
-    """Draw the word's glyphs (and underline) into an L image; returns (mask, x_origin, y_origin)."""
-    pad = 2
+def rasterize(font: ImageFont.FreeTypeFont, lay: WordLayout, underline_px: float, tracking_free: bool,
+              strong_px: float = 0.0) -> tuple[np.ndarray, float, float]:
+    """Draw the word's glyphs (and underline, and synthetic bold) into an L image;
+    returns (mask, x_origin, y_origin) of the image in text space."""
+    bold = int(round(strong_px)) if strong_px > 0 else 0
+    pad = 2 + bold
     bx0, by0, bx1, by1 = lay.box
     ox, oy = math.floor(bx0) - pad, math.floor(by0) - pad
     w, h = math.ceil(bx1) + pad - ox, math.ceil(by1) + pad - oy
@@ -86,7 +89,10 @@ def rasterize(font: ImageFont.FreeTypeFont, lay: WordLayout, underline_px: float
         top, bottom = underline_y(font.getmetrics()[1], underline_px)
         solid = lay.ink[lay.ink[:, 2] > lay.ink[:, 0]]
         draw.rectangle([float(solid[:, 0].min()) - ox, top - oy, float(solid[:, 2].max()) - ox, bottom - oy], fill=255)
-    return np.asarray(img), float(ox), float(oy)
+    mask = np.asarray(img)
+    if bold:
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * bold + 1, 2 * bold + 1)))
+    return mask, float(ox), float(oy)
 
 
 @dataclass

@@ -22,6 +22,7 @@ def sample_style(rng: np.random.Generator, cfg: StyleConfig, size_range: tuple[f
         "size": u(size_range),
         "tracking": u(cfg.tracking) if on(cfg.tracking_p) else 0.0,
         "oblique_deg": u(cfg.oblique_deg) if on(cfg.oblique_p) else 0.0,
+        "strong": u(cfg.strong) if on(cfg.strong_p) else 0.0,
         "underline": u(cfg.underline_thickness) if on(cfg.underline_p) else 0.0,
         "curve": u(cfg.curve) * float(rng.choice([-1.0, 1.0])) if on(cfg.curve_p) else 0.0,
         "rotation_deg": rot,

@@ -91,7 +91,7 @@ class Synthesizer:
                 for t in (params["text_s"], params["text_t"])]
         warp = make_warp(style, font, [lay.width for lay in lays])
         b = np.stack([word_bounds(warp, lay) for lay in lays])
-        ext = effect_extent_em(style) * size + 1.0
+        ext = (effect_extent_em(style) + style["strong"]) * size + 1.0
         pl, pt, pr, pb = (v * size for v in style["padding"])
         canvas = (b[:, 0].min() - pl - ext, b[:, 1].min() - pt - ext, b[:, 2].max() + pr + ext, b[:, 3].max() + pb + ext)
         return font, lays, warp, canvas
@@ -119,7 +119,8 @@ class Synthesizer:
 
         glyphs = []
         for lay in lays:
-            mask, ox, oy = rasterize(font, lay, style["underline"] * size, style["tracking"] == 0)
+            mask, ox, oy = rasterize(font, lay, style["underline"] * size, style["tracking"] == 0,
+                                     style["strong"] * size)
             glyphs.append(warp_mask(mask, warp, lay, ox, oy, h, w))
         layers = [effect_layers(g, style, px_per_em) for g in glyphs]
 

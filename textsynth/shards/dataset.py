@@ -226,6 +226,13 @@ def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None) -> list
         return [str(exc)]
     problems: list[str] = []
     files = [e["file"] for e in manifest["shards"]]
+    if manifest.get("complete") is False:  # an interrupted generate: check what landed, say so
+        total = manifest.get("num_shards", "?")
+        problems.append(f"{root}: incomplete dataset, {len(files)} of {total} shards landed "
+                        "(rerun the same generate command to finish it)")
+        for e in manifest["shards"]:
+            problems += verify_shard(fs, storage.join(root, e["file"]), {**e, "encoding": manifest["encoding"]})
+        return problems
     state_path = storage.join(root, STATE_NAME)
     try:
         state = json.loads(storage.read_bytes(fs, state_path))
