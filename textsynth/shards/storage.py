@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import posixpath
 import secrets
+import urllib.parse
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -36,7 +37,14 @@ def is_local(fs: pafs.FileSystem) -> bool:
 
 
 def join(root: str, *parts: str) -> str:
-    """Join path parts with '/' (pyarrow filesystems use POSIX-style paths, also for S3)."""
+    """Join path parts with '/' (pyarrow filesystems use POSIX-style paths, also for S3).
+
+    A URI root keeps its query (s3://b/ds?endpoint_override=..) after the joined path, not inside it.
+    """
+    if "://" in root:
+        u = urllib.parse.urlsplit(root)
+        if u.query or u.fragment:
+            return urllib.parse.urlunsplit(u._replace(path=posixpath.join(u.path or "/", *parts)))
     return posixpath.join(root, *parts)
 
 
