@@ -215,6 +215,7 @@ def init_ray(address: str | None, num_cpus: int | None, temp_dir: str | None = N
         ray.init(address=address, **kwargs)
     else:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        os.environ.setdefault("RAY_worker_niceness", "0")  # Ray's default 15 loses every core to anything else
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                  _temp_dir=temp_dir or os.environ.get("RAY_TMPDIR"), **kwargs)
     return True
