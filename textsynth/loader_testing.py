@@ -1,0 +1,90 @@
+"""Small in-process dataset builder for loader tests and benchmarks (no Ray).
+
+`textsynth generate` writes datasets through Ray; tests and benchmarks of the loader only need a
+folder of real rendered samples in the same layout, which this writes from one process:
+`data-XXXXX-of-NNNNN.arrow` shards via ShardWriter, then `write_dataset_metadata` (the manifest last).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textsynth.shards.dataset import shard_name, write_dataset_metadata
+from textsynth.shards.writer import ShardInfo, ShardWriter
+
+
+def make_synthesizer(pipeline: str = "smoke", seed: int = 0, height: int | None = None):
+    """A Synthesizer for a named recipe (height overrides render.height when given)."""
+    from textsynth import recipes
+    from textsynth.synth import Synthesizer
+
+    cfg = recipes.resolve(None, pipeline, seed)
+    if height is not None:
+        cfg = cfg.replace(**{"render.height": height})
+    return Synthesizer(cfg)
+
+
+def shard_ranges(n: int, shards: int) -> list[range]:
+    """Split sample indices 0..n-1 into `shards` contiguous, nearly equal ranges."""
+    if shards < 1 or n < shards:
+        raise ValueError(f"need 1 <= shards <= n, got shards={shards}, n={n}")
+    bounds = [n * k // shards for k in range(shards + 1)]
+    return [range(bounds[k], bounds[k + 1]) for k in range(shards)]
+
+
+def write_shard_file(root: str | os.PathLike[str], index: int, total: int, indices: Iterable[int],
+                     synth, encoding: str = "lz4") -> ShardInfo:
+    """Render `indices` with `synth` into shard `index` of `total` under root (atomic rename on close)."""
+    path = Path(root) / shard_name(index, total)
+    with ShardWriter(path, encoding=encoding) as writer:
+        for i in indices:
+            writer.write(synth.sample(int(i)))
+        return writer.close()
+
+
+def build_dataset(root: str | os.PathLike[str], n: int, shards: int = 4, encoding: str = "lz4",
+                  pipeline: str = "smoke", seed: int = 0, height: int | None = None,
+                  on_shard: Callable[[ShardInfo], Any] | None = None, finish: bool = True,
+                  synth=None) -> list[ShardInfo]:
+    """Render samples 0..n-1 of `pipeline` into `shards` shards under root, then the metadata.
+
+    With finish=False the manifest is not written (a dataset "still being generated").
+    `on_shard(info)` is called after each shard lands (streaming tests pace the writer with it).
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    synth = synth or make_synthesizer(pipeline, seed, height)
+    infos = []
+    for k, rng in enumerate(shard_ranges(n, shards)):
+        info = write_shard_file(root, k, shards, rng, synth, encoding)
+        infos.append(info)
+        if on_shard is not None:
+            on_shard(info)
+    if finish:
+        write_dataset_metadata(None, str(root), encoding, infos, seed=seed, pipeline=pipeline)
+    return infos
+
+
+def cached_dataset(n: int = 2000, shards: int = 8, encoding: str = "lz4", pipeline: str = "smoke",
+                   seed: int = 0, height: int | None = None, cache_dir: str | None = None) -> str:
+    """Path of a dataset of n rendered samples, built once and reused from a cache folder under /tmp."""
+    base = Path(cache_dir or os.environ.get("TEXTSYNTH_CACHE", "/tmp/textsynth-cache"))
+    name = f"{pipeline}-n{n}-s{shards}-{encoding}-seed{seed}-h{height or 'cfg'}"
+    root = base / name
+    if (root / "textsynth.json").is_file():
+        return str(root)
+    tmp = base / f".{name}.building-{os.getpid()}-{int(time.time())}"
+    try:
+        build_dataset(tmp, n, shards, encoding, pipeline, seed, height)
+        try:
+            os.replace(tmp, root)
+        except OSError:  # someone else finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return str(root)
+
