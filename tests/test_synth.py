@@ -65,6 +65,7 @@ def test_latin_default_recipe_invariants(synth_en):
     assert all(s.height == 64 for s in samples)
     widths = [s.width for s in samples]
     assert min(widths) >= 16 and max(widths) <= synth_en.cfg.render.max_width
+    assert all(w % 8 == 0 for w in widths)  # the loader can batch equal widths without resizing
     assert len({s.meta["font"] for s in samples}) >= 15  # variety of fonts
     assert len({s.meta["background"].get("name", s.meta["background"]["index"]) for s in samples}) >= 10
 

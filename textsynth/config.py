@@ -161,12 +161,15 @@ class RenderConfig:
     """Output geometry. height=0 keeps the native rendered size."""
 
     height: int = 64
+    width_multiple: int = 8  # fixed-height widths are padded up to a multiple of this (SRNet needs 8)
     max_width: int = 1024
     max_attempts: int = 20  # bounded redraws of a sample before RenderError
 
     def validate(self, path: str) -> None:
         if self.height != 0 and not 16 <= self.height <= 1024:
             raise ConfigError(f"{path}.height must be 0 (native) or in [16, 1024], got {self.height}")
+        if not 1 <= self.width_multiple <= 64:
+            raise ConfigError(f"{path}.width_multiple must be in [1, 64], got {self.width_multiple}")
         if self.max_width < 32:
             raise ConfigError(f"{path}.max_width must be >= 32, got {self.max_width}")
         if self.max_attempts < 1:

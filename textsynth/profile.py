@@ -223,6 +223,66 @@ def make_png_loader(folder: str, widths: np.ndarray, heights: np.ndarray, batch_
     return ShardLoader(ds, batch_size=None, sampler=sampler, **kw)
 
 
+class PortPngDataset:
+    """The old way as the public PyTorch SRNet port loads data: one sample per __getitem__, each PNG
+    read with skimage.io.imread (t_sk and mask_t as grey), collated by `port_collate`."""
+
+    def __init__(self, folder: str | os.PathLike[str], keys: Sequence[str] = IMAGE_KEYS) -> None:
+        from textsynth.srnet_folder import _natural_key
+
+        self.folder = str(folder)
+        self.keys = tuple(k for k in keys if os.path.isdir(os.path.join(self.folder, k)))
+        self.names = np.array(sorted((p for p in os.listdir(os.path.join(self.folder, "i_s")) if p.endswith(".png")),
+                                     key=_natural_key))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> tuple[str, dict[str, np.ndarray]]:
+        from skimage import io
+
+        name = str(self.names[i])
+        return name, {k: io.imread(os.path.join(self.folder, k, name), as_gray=IMAGE_CHANNELS[k] == 1)
+                      for k in self.keys}
+
+
+def port_collate(batch: list[tuple[str, dict[str, np.ndarray]]], height: int = 64) -> dict[str, Any]:
+    """The port's collate: every image resized with skimage.transform.resize to the batch's mean
+    aspect-scaled width (a multiple of 8), then normalised to float32 in the worker."""
+    import torch
+    from skimage.transform import resize
+
+    widths = [imgs["i_s"].shape[1] * height / imgs["i_s"].shape[0] for _, imgs in batch]
+    to_w = max(8, int(round(sum(widths) / len(widths) / 8)) * 8)
+    out: dict[str, Any] = {"id": [name for name, _ in batch]}
+    for k in batch[0][1]:
+        arrs = []
+        for _, imgs in batch:
+            img = imgs[k]
+            if img.dtype != np.uint8:  # as_gray reads come back as floats in [0, 1]
+                img = img * 255.0
+            r = resize(img, (height, to_w), preserve_range=True)
+            arrs.append(r[None] if r.ndim == 2 else r.transpose(2, 0, 1))
+        a = np.stack(arrs).astype(np.float32)
+        out[k] = torch.from_numpy(a / 127.5 - 1.0 if IMAGE_CHANNELS[k] == 3 else a / 255.0)
+    return out
+
+
+def make_port_loader(folder: str, batch_size: int = 64, keys: Sequence[str] = IMAGE_KEYS, num_workers: int = 2,
+                     seed: int = 0, height: int = 64):
+    """A plain DataLoader (shuffle, per-sample getitem, worker-side resize + float normalisation)."""
+    import functools
+
+    import torch
+
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return torch.utils.data.DataLoader(PortPngDataset(folder, keys), batch_size=batch_size, shuffle=True,
+                                       generator=g, num_workers=num_workers,
+                                       collate_fn=functools.partial(port_collate, height=height),
+                                       persistent_workers=num_workers > 0)
+
+
 # --- the whole profile ----------------------------------------------------------------------------
 
 def model_step_rate(device: str, batch_size: int, height: int, width: int) -> tuple[float | None, str]:
@@ -243,7 +303,7 @@ def run_profile(root: str, workers: Sequence[int] = (0, 1, 2, 4), batch_size: in
                 warmup: int = 4, keys: Sequence[str] = IMAGE_KEYS, height: int = 64, device: str = "cpu",
                 model: str | None = None, png: bool = True, png_dir: str | None = None,
                 png_limit: int | None = 2000, png_batches: int | None = None, seed: int = 0,
-                fit: str = "resize", verify: str = "once",
+                fit: str = "resize", verify: str = "once", port_baseline: bool = True, port_batches: int = 8,
                 log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Measure the Arrow loader (and the PNG folder) at each worker count; returns the JSON-able report."""
     from textsynth.loader import make_loader, to_device
@@ -274,6 +334,7 @@ def run_profile(root: str, workers: Sequence[int] = (0, 1, 2, 4), batch_size: in
             f"(main {m.extra['main_cpu_ms_per_sample']:.3f})")
         del loader
     png_results: list[Measurement] = []
+    port_results: list[Measurement] = []
     tmp_png = None
     if png:
         folder = png_dir
@@ -291,8 +352,16 @@ def run_profile(root: str, workers: Sequence[int] = (0, 1, 2, 4), batch_size: in
                                          keys, nw, seed, height, fit=fit)
                 m = measure(loader, "png", nw, png_batches or batches, warmup)
                 png_results.append(m)
-                log(f"png     workers={nw}: {m.samples_per_s:8.0f} samples/s  {m.cpu_ms_per_sample:6.3f} CPU-ms/sample")
+                log(f"png     workers={nw}: {m.samples_per_s:8.0f} samples/s  {m.cpu_ms_per_sample:6.3f} CPU-ms/sample"
+                    " (textsynth's collate)")
                 del loader
+                if port_baseline:
+                    loader = make_port_loader(folder, batch_size, keys, nw, seed, height)
+                    m = measure(loader, "png_port", nw, port_batches, min(warmup, 2))
+                    port_results.append(m)
+                    log(f"port    workers={nw}: {m.samples_per_s:8.0f} samples/s  {m.cpu_ms_per_sample:6.3f} "
+                        "CPU-ms/sample (the SRNet port's loader: skimage imread + resize, float in workers)")
+                    del loader
         finally:
             if tmp_png:
                 shutil.rmtree(tmp_png, ignore_errors=True)
@@ -304,6 +373,11 @@ def run_profile(root: str, workers: Sequence[int] = (0, 1, 2, 4), batch_size: in
             row["png"] = asdict(p)
             row["ratio_samples_per_s"] = m.samples_per_s / max(p.samples_per_s, 1e-9)
             row["ratio_cpu_ms_per_sample"] = p.cpu_ms_per_sample / max(m.cpu_ms_per_sample, 1e-9)
+        q = next((q for q in port_results if q.workers == m.workers), None)
+        if q is not None:
+            row["png_port"] = asdict(q)
+            row["ratio_vs_port_samples_per_s"] = m.samples_per_s / max(q.samples_per_s, 1e-9)
+            row["ratio_vs_port_cpu"] = q.cpu_ms_per_sample / max(m.cpu_ms_per_sample, 1e-9)
         rows.append(row)
     report: dict[str, Any] = {
         "dataset": ds_info, "batch_size": batch_size, "batches": batches, "height": height, "keys": list(keys),
@@ -351,8 +425,11 @@ def write_outputs(report: dict[str, Any], prefix: str) -> tuple[str, str]:
     a1.bar(x - (bw / 2 if has_png else 0), [r["arrow"]["samples_per_s"] for r in rows], bw, label="Arrow + LZ4 shards")
     a2.bar(x - (bw / 2 if has_png else 0), [r["arrow"]["cpu_ms_per_sample"] for r in rows], bw, label="Arrow + LZ4 shards")
     if has_png:
-        a1.bar(x + bw / 2, [r["png"]["samples_per_s"] for r in rows], bw, label="PNG folder")
-        a2.bar(x + bw / 2, [r["png"]["cpu_ms_per_sample"] for r in rows], bw, label="PNG folder")
+        a1.bar(x + bw / 2, [r["png"]["samples_per_s"] for r in rows], bw, label="PNG folder, textsynth collate")
+        a2.bar(x + bw / 2, [r["png"]["cpu_ms_per_sample"] for r in rows], bw, label="PNG folder, textsynth collate")
+    if all("png_port" in r for r in rows):
+        a1.plot(x, [r["png_port"]["samples_per_s"] for r in rows], "rv", label="PNG folder, SRNet port loader")
+        a2.plot(x, [r["png_port"]["cpu_ms_per_sample"] for r in rows], "rv", label="PNG folder, SRNet port loader")
     model = report.get("model") or {}
     if model.get("step_samples_per_s"):
         a1.axhline(model["step_samples_per_s"], color="k", ls="--", lw=1, label="SRNet step consumption")
@@ -377,9 +454,10 @@ def render_table(report: dict[str, Any]) -> Any:
     t = Table(title=f"loader throughput: {report['dataset'].get('root', '')} (batch {report['batch_size']}, "
                     f"H={report['height']}, {len(report['keys'])} keys, fit={report.get('fit')})",
               caption="smp/s: samples per wall second; CPU-ms: CPU ms per sample, main + worker processes; "
-                      "ratio: arrow over png")
+                      "png: the same PNGs through textsynth's collate; port: the public SRNet port's PNG "
+                      "loader (the old way); ratios: arrow over each")
     cols = ["workers", "arrow\nsmp/s", "arrow\nMB/s", "arrow\nCPU-ms", "png\nsmp/s", "png\nCPU-ms",
-            "ratio\nsmp/s", "ratio\nCPU"]
+            "ratio\nsmp/s", "ratio\nCPU", "port\nsmp/s", "port\nCPU-ms", "vs port\nsmp/s", "vs port\nCPU"]
     if model.get("step_samples_per_s"):
         cols.append("head-\nroom")
     for c in cols:
@@ -389,6 +467,10 @@ def render_table(report: dict[str, Any]) -> Any:
         cells = [str(r["workers"]), f"{a['samples_per_s']:.0f}", f"{a['mb_per_s']:.0f}", f"{a['cpu_ms_per_sample']:.3f}",
                  f"{p['samples_per_s']:.0f}" if p else "-", f"{p['cpu_ms_per_sample']:.3f}" if p else "-",
                  f"{r['ratio_samples_per_s']:.1f}x" if p else "-", f"{r['ratio_cpu_ms_per_sample']:.1f}x" if p else "-"]
+        q = r.get("png_port")
+        cells += [f"{q['samples_per_s']:.0f}" if q else "-", f"{q['cpu_ms_per_sample']:.3f}" if q else "-",
+                  f"{r['ratio_vs_port_samples_per_s']:.1f}x" if q else "-",
+                  f"{r['ratio_vs_port_cpu']:.1f}x" if q else "-"]
         if model.get("step_samples_per_s"):
             cells.append(f"{r['loader_headroom']:.2f}")
         t.add_row(*cells)

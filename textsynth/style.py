@@ -126,8 +126,8 @@ def resolve_colors(draw: dict[str, Any], bg_mean: np.ndarray, lum_range: tuple[f
         h, _, _ = colorsys.rgb_to_hsv(*(bg_mean / 255.0))
         hue = (h + (r[0] - 0.5) * 0.3) % 1.0
         base = np.array(colorsys.hsv_to_rgb(hue, r[1] * 0.8, r[2])) * 255.0
-    lo, hi = lum_range
     l_mean = luminance(bg_mean)
+    lo, hi = min(lum_range[0], l_mean), max(lum_range[1], l_mean)  # a few bright/dark outliers move the mean past a percentile
     text, light = _pick(base, lo, hi, ratio, draw["light_u"], l_mean)
     text = np.round(text)
     reached = _ratio(luminance(text), hi if light else lo) >= ratio * 0.98

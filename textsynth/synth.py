@@ -108,7 +108,13 @@ class Synthesizer:
             size = max(6, int(round(size * rcfg.height / (c[3] - c[1]))))
             font, lays, warp, c = self._plan(params, size)
             scale = rcfg.height / (c[3] - c[1])
-            h, w = rcfg.height, max(8, int(round((c[2] - c[0]) * scale)))
+            h = rcfg.height
+            m = rcfg.width_multiple
+            w = max(m, -(-int(math.ceil((c[2] - c[0]) * scale - 1e-6)) // m) * m)
+            # widen the canvas evenly so the width lands on the multiple (batches of one width then
+            # need no resize in the loader)
+            extra = (w / scale - (c[2] - c[0])) / 2
+            c = (c[0] - extra, c[1], c[2] + extra, c[3])
         else:
             scale = 1.0
             h, w = math.ceil(c[3] - c[1]), math.ceil(c[2] - c[0])
