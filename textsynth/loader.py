@@ -902,7 +902,7 @@ class WidthBucketBatchSampler(Sampler):
 
     def __init__(self, widths: np.ndarray, batch_size: int = 64, *, heights: np.ndarray | None = None,
                  height: int = 64, seed: int = 0, epoch: int = 0, rank: int | None = 0, world_size: int | None = 1,
-                 shuffle: bool = True, drop_last: bool = False, fill_last: bool = False, bucket_batches: int = 64,
+                 shuffle: bool = True, drop_last: bool = False, fill_last: bool = False, bucket_batches: int = 256,
                  shard_ends: np.ndarray | None = None, shards_per_window: int | None = None) -> None:
         if batch_size < 1 or bucket_batches < 1:
             raise ValueError(f"need batch_size >= 1 and bucket_batches >= 1, got {batch_size}, {bucket_batches}")
@@ -1020,7 +1020,7 @@ def make_loader(root: str | os.PathLike[str], batch_size: int = 64, keys: Sequen
                 num_workers: int = 2, seed: int = 0, epoch: int = 0, rank: int | None = None,
                 world_size: int | None = None, height: int = 64, fit: str = "resize", multiple: int = 8,
                 pad_tolerance: int = 16, verify: str = "once", shuffle: bool = True, drop_last: bool = False,
-                fill_last: bool = False, bucket_batches: int = 64, pin_memory: bool | str = "auto",
+                fill_last: bool = False, bucket_batches: int = 256, pin_memory: bool | str = "auto",
                 persistent_workers: bool | None = None, prefetch_factor: int | None = None,
                 worker_init_fn: Callable[[int], Any] | None = None, multiprocessing_context: Any = None,
                 timeout: float = 0, filesystem: pafs.FileSystem | None = None, max_open_shards: int | None = None,
