@@ -1,0 +1,28 @@
+"""`textsynth train`: train the bundled SRNet on a dataset (resumes from OUT's latest checkpoint)."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("train")
+@click.argument("dataset")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoints, logs, grids).")
+@click.option("--val", default=None, help="Validation dataset (L1, PSNR, SSIM of o_f).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Train config (.toml/.json): [model], [loss] and top-level keys of TrainConfig.")
+@click.option("--vgg-weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="VGG19 ImageNet weights (torchvision state dict or .safetensors) for perceptual+style losses.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the config's total steps.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many more steps.")
+@click.option("--device", default=None, help="auto | cpu | cuda | cuda:N")
+@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")
+def command(dataset, out, val, config_path, vgg_weights, steps, max_steps, device, compile_) -> None:
+    """Train SRNet on DATASET into OUT; launch with torchrun for DDP."""
+    import dataclasses
+
+    from ..srnet.train import TrainConfig, train
+
+    cfg = TrainConfig.load(config_path) if config_path else TrainConfig()
+    overrides = {k: v for k, v in (("steps", steps), ("device", device), ("compile", compile_)) if v is not None}
+    cfg = dataclasses.replace(cfg, **overrides)
+    train(dataset, out, cfg, val=val, vgg_weights=vgg_weights, max_steps=max_steps, log=click.echo)

@@ -1,0 +1,146 @@
+"""Atomic, complete, pickle-free checkpoints: safetensors for every tensor, JSON for everything else.
+
+A checkpoint is a folder `ckpt-0000100/` holding gen/d_b/d_f weights, optimiser tensors, RNG states
+(safetensors) and `state.json` (step, data position, configs, optimiser hyper-parameters). It is
+written as a hidden temp folder and renamed into place; `latest` names the newest complete one.
+Loading never unpickles, so a checkpoint from anywhere is safe to open.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import TextsynthError
+
+MODULES = ("gen", "d_b", "d_f")
+
+
+class CheckpointError(TextsynthError):
+    """A checkpoint folder is missing, incomplete or does not match the model."""
+
+
+def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"{name}.{idx}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[k] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    prefix = f"{name}."
+    for key, v in tensors.items():
+        if key.startswith(prefix):
+            idx, k = key[len(prefix):].split(".", 1)
+            state.setdefault(int(idx), {})[k] = v
+    for idx, extra in meta["scalars"].items():
+        state.setdefault(int(idx), {}).update(extra)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save(run_dir: Path, step: int, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+         state: dict[str, Any], keep: int = 3) -> Path:
+    """Write checkpoint `step` atomically; prune all but the newest `keep`. Returns its folder."""
+    run_dir = Path(run_dir)
+    final = run_dir / f"ckpt-{step:07d}"
+    tmp = run_dir / f".ckpt-{step:07d}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, m in modules.items():
+        m = getattr(m, "_orig_mod", m)  # torch.compile wrapper
+        save_file({k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}, str(tmp / f"{name}.safetensors"))
+    opt_tensors: dict[str, torch.Tensor] = {}
+    opt_meta: dict[str, Any] = {}
+    for name, opt in optimizers.items():
+        t, meta = _flatten_optimizer(name, opt)
+        opt_tensors.update(t)
+        opt_meta[name] = meta
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            rng[f"cuda.{i}"] = s
+    save_file(opt_tensors, str(tmp / "optim.safetensors"))
+    save_file(rng, str(tmp / "rng.safetensors"))
+    (tmp / "state.json").write_text(json.dumps({**state, "step": step, "optimizers": opt_meta}, indent=1))
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    latest_tmp = run_dir / ".latest.tmp"
+    latest_tmp.write_text(final.name + "\n")
+    os.replace(latest_tmp, run_dir / "latest")
+    for old in sorted(run_dir.glob("ckpt-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
+    pointer = Path(run_dir) / "latest"
+    if not pointer.is_file():
+        return None
+    path = Path(run_dir) / pointer.read_text().strip()
+    return path if (path / "state.json").is_file() else None
+
+
+def read_state(ckpt: Path) -> dict[str, Any]:
+    ckpt = resolve(ckpt)
+    try:
+        return json.loads((ckpt / "state.json").read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"unreadable checkpoint state {ckpt / 'state.json'}: {e}") from e
+
+
+def resolve(path: Path | str) -> Path:
+    """A checkpoint folder, or a run folder (its latest checkpoint)."""
+    p = Path(path)
+    if (p / "state.json").is_file():
+        return p
+    found = latest(p)
+    if found is None:
+        raise CheckpointError(f"no checkpoint at {p} (expected a ckpt-* folder or a run folder with 'latest')")
+    return found
+
+
+def load_module(ckpt: Path, name: str, module: torch.nn.Module) -> None:
+    path = resolve(ckpt) / f"{name}.safetensors"
+    try:
+        sd = load_file(str(path))
+    except (OSError, Exception) as e:  # safetensors raises its own error types
+        raise CheckpointError(f"cannot read weights {path}: {e}") from e
+    missing, unexpected = getattr(module, "_orig_mod", module).load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def load_training(ckpt: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]
+                  ) -> dict[str, Any]:
+    """Restore weights, optimiser and RNG state; returns state.json (step, data position, ...)."""
+    ckpt = resolve(ckpt)
+    state = read_state(ckpt)
+    for name, m in modules.items():
+        load_module(ckpt, name, m)
+    opt_tensors = load_file(str(ckpt / "optim.safetensors"))
+    for name, opt in optimizers.items():
+        opt.load_state_dict(_unflatten_optimizer(name, opt_tensors, state["optimizers"][name]))
+    rng = load_file(str(ckpt / "rng.safetensors"))
+    torch.set_rng_state(rng["torch"])
+    if torch.cuda.is_available():
+        cuda = [rng[k] for k in sorted(k for k in rng if k.startswith("cuda."))]
+        if cuda:
+            torch.cuda.set_rng_state_all(cuda)
+    return state
