@@ -56,7 +56,7 @@ def command(dataset_dir, workers, batch_size, batches, warmup, height, keys, fit
 
     from ..profile import render_table, run_profile, write_outputs
 
-    console = Console()
+    console = Console(width=max(Console().width, 170))  # the table has 12 columns
     if device == "cuda":
         import torch
 
