@@ -75,7 +75,11 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(small_ds, tmp_path):
 
 def test_checkpoints_are_complete_and_load_without_pickle(small_ds, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    train(small_ds, run, tiny(ckpt_every=2, sample_every=2), max_steps=4, log=lambda s: None)
+    train(small_ds, run, tiny(ckpt_every=2, sample_every=2, val_every=2, val_batches=2), val=small_ds, max_steps=4,
+          log=lambda s: None)
+    vals = [json.loads(x) for x in (run / "val.jsonl").read_text().splitlines()]
+    assert [v["step"] for v in vals] == [2, 4]
+    assert all(0 < v["f_l1"] < 1 and 0 < v["f_psnr"] < 60 and -1 <= v["f_ssim"] <= 1 for v in vals)
     c = ckpt.resolve(run)
     assert sorted(p.name for p in c.iterdir()) == ["d_b.safetensors", "d_f.safetensors", "gen.safetensors",
                                                     "optim.safetensors", "rng.safetensors", "state.json"]
