@@ -73,8 +73,10 @@ def encoding_sizes(cfg, n: int, out: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--count", type=int, default=4000)
-    ap.add_argument("--shard-size", type=int, default=250)
+    ap.add_argument("--count", type=int, default=8000)
+    # one shard is one task: the run ends when the slowest worker's last shard does, so small runs
+    # need small shards to measure steady-state scaling (a 1M-sample run has ~1000 shards anyway)
+    ap.add_argument("--shard-size", type=int, default=100)
     ap.add_argument("--pipeline", default="en")
     args = ap.parse_args()
     cfg = recipes.resolve(pipeline=args.pipeline, seed=1)
