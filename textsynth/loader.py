@@ -1315,25 +1315,12 @@ def to_device(batch: Mapping[str, Any], device: torch.device | str, channels_las
               dtype: torch.dtype = torch.float32) -> dict[str, Any]:
     """Move a batch to `device` (uint8, non_blocking) and normalise there: RGB -> [-1, 1], masks/t_sk -> [0, 1].
 
-    The float conversion happens after the transfer (4x fewer bytes cross the bus). Non-image entries
-    (texts, ids) pass through; other tensors (index, sizes) are moved as they are.
+    The float conversion happens after the transfer (4x fewer bytes cross the bus); the images go
+    through the trainer's own `to_device_normalised`, so there is one definition of the
+    normalisation. Non-image entries (texts, ids) pass through; other tensors are moved as they are.
     """
-    device = torch.device(device)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    out: dict[str, Any] = {}
-    for k, v in batch.items():
-        if not isinstance(v, torch.Tensor):
-            out[k] = v
-            continue
-        x = v.to(device, non_blocking=True)
-        if k in IMAGE_CHANNELS:
-            if x.dtype != torch.uint8:
-                raise TypeError(f"batch[{k!r}]: expected uint8, got {x.dtype}")
-            x = x.to(dtype)
-            if IMAGE_CHANNELS[k] == 3:
-                x = x.mul_(1.0 / 127.5).sub_(1.0)
-            else:
-                x = x.mul_(1.0 / 255.0)
-            x = x.contiguous(memory_format=fmt)
-        out[k] = x
-    return out
+    from .srnet.step import to_device_normalised
+
+    out = to_device_normalised(batch, device, channels_last, dtype)
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) and k not in IMAGE_CHANNELS else v
+            for k, v in out.items()}
