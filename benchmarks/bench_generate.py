@@ -53,7 +53,8 @@ def through_ray(cfg, count: int, shard_size: int, cpus: int, out: str) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     r = report.to_dict()
     return {"cpus": cpus, "samples": count, "cluster_start_s": round(start_s, 2), "wall_s": r["wall_s"],
-            "task_cpu_s": r["task_cpu_s"], "samples_per_s": r["samples_per_s"]}
+            "task_cpu_s": r["task_cpu_s"], "samples_per_s": r["samples_per_s"],
+            "worker_rss_mb_first_last_shard": r["worker_rss_mb"], "driver_rss_mb": r["driver_rss_mb"]}
 
 
 def encoding_sizes(cfg, n: int, out: str) -> dict:

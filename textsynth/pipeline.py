@@ -94,7 +94,8 @@ def render_shard(cfg_dict: dict, pools_box: list, out: str, k: int, n_shards: in
             info = writer.close().to_dict()
     except OSError as e:  # a full disk or a vanished mount: name the shard, keep nothing half-written
         raise ShardError(f"cannot write shard {path}: {e.strerror or e}") from e
-    stats = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "pid": os.getpid()}
+    stats = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "pid": os.getpid(),
+             "rss_mb": _rss_mb()}
     try:
         import ray
 
@@ -103,6 +104,15 @@ def render_shard(cfg_dict: dict, pools_box: list, out: str, k: int, n_shards: in
     except ImportError:  # pragma: no cover - ray is a core dependency
         pass
     return {"entry": info, "index": k, "stats": stats}
+
+
+def _rss_mb() -> float | None:
+    """This process's resident memory, MiB (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 # --- resume --------------------------------------------------------------------------------------
@@ -192,12 +202,16 @@ class Report:
     written: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
     nodes: dict[str, int] = field(default_factory=dict)
+    worker_rss_mb: dict[int, list[float]] = field(default_factory=dict)  # pid -> RSS after each shard
     wall_s: float = 0.0
     task_cpu_s: float = 0.0
     samples: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        rss = {str(pid): {"first": round(v[0], 1), "last": round(v[-1], 1), "shards": len(v)}
+               for pid, v in self.worker_rss_mb.items() if v}
         return {"written": sorted(self.written), "skipped": sorted(self.skipped), "nodes": self.nodes,
+                "worker_rss_mb": rss, "driver_rss_mb": round(_rss_mb() or 0.0, 1),
                 "wall_s": round(self.wall_s, 3), "task_cpu_s": round(self.task_cpu_s, 3), "samples": self.samples,
                 "samples_per_s": round(self.samples / self.wall_s, 1) if self.wall_s else None}
 
@@ -271,6 +285,9 @@ def generate(plan: Plan, *, address: str | None = None, num_cpus: int | None = N
                         node = result["stats"].get("node", "local")
                         report.nodes[node] = report.nodes.get(node, 0) + 1
                         report.task_cpu_s += result["stats"]["cpu_s"]
+                        if result["stats"].get("rss_mb") is not None:
+                            report.worker_rss_mb.setdefault(result["stats"]["pid"], []).append(
+                                result["stats"]["rss_mb"])
                         report.samples += result["entry"]["rows"]
                         write_manifest_atomic(fs, root, build_manifest(
                             plan.encoding, [landed[i] for i in sorted(landed)], complete=False, **extra))
