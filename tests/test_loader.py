@@ -26,7 +26,7 @@ from textsynth.loader import (
 )
 from textsynth.loader_testing import build_dataset, make_synthesizer, shard_ranges, write_shard_file
 from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS
-from textsynth.shards.dataset import Dataset, shard_name, write_dataset_metadata
+from textsynth.shards.dataset import Dataset, build_manifest, shard_name, write_dataset_metadata, write_manifest_atomic
 from textsynth.shards.reader import ShardReader
 from textsynth.skeleton import thick_blocks
 
@@ -311,14 +311,19 @@ def test_streaming_sees_shards_appended_while_running(tmp_path, synth, workers):
 
     def writer():
         try:
-            infos.append(write_shard_file(root, 0, shards, ranges[0], synth))
+            # as `textsynth generate` does: each landed shard is followed by an in-progress manifest
+            def land(k):
+                infos.append(write_shard_file(root, k, shards, ranges[k], synth))
+                write_manifest_atomic(None, str(root), build_manifest("lz4", infos, complete=False))
+
+            land(0)
             # nothing more lands until the loader has produced a batch: it must pick up later shards live
             if not first_batch.wait(60):
                 raise TimeoutError("loader produced nothing from the first shard")
             for k in range(1, shards):
                 time.sleep(0.2)
-                infos.append(write_shard_file(root, k, shards, ranges[k], synth))
-            write_dataset_metadata(None, str(root), "lz4", infos)
+                land(k)
+            write_dataset_metadata(None, str(root), "lz4", infos, complete=True)
         except BaseException as exc:  # surfaced by the main thread
             errors.append(exc)
 

@@ -6,6 +6,7 @@ object store; PIL font objects are rebuilt lazily per process and size.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import io
 import json
 import os
@@ -26,9 +27,9 @@ from .errors import CoverageError, FontError
 
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
 LATIN_REQUIRED = frozenset(map(ord, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"))
-HAN_MIN_GLYPHS = 3000
+HAN_MIN_GLYPHS = 3000  # a font with fewer CJK ideographs is not offered for Chinese
 MAX_OPEN_FONTS = 512  # (font, size) objects kept per process
-_FONT_DIR: str | None = None  # a font with fewer CJK ideographs is not offered for Chinese
+_FONT_DIR: str | None = None  # this process's folder of font files (see font_file)
 
 
 def is_han(ch: str) -> bool:
@@ -83,6 +84,39 @@ def read_font(path: Path, family: str = "", style: str = "", license: str = "") 
     return FontInfo(path.name, family or name or path.stem, style, data, coverage, tuple(scripts), license)
 
 
+_FONT_FILES: dict[str, str] = {}  # content hash -> file, per process (inherited by forked workers)
+
+
+def _remove_dir(path: str, owner: int) -> None:
+    if os.getpid() == owner:  # forked children inherit atexit handlers: only the creator cleans up
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def font_file(data: bytes, name: str) -> str:
+    """A local file holding these font bytes, written once per process and never rewritten.
+
+    FreeType memory-maps font files, so each (font, size) object shares one copy of the bytes; a file
+    truncated or rewritten under such a mapping would kill the process with SIGBUS, hence one
+    immutable file per content, written to a temp name and renamed into place.
+    """
+    global _FONT_DIR
+    key = hashlib.sha256(data).hexdigest()[:24]
+    path = _FONT_FILES.get(key)
+    if path is not None and os.path.exists(path):
+        return path
+    if _FONT_DIR is None or not os.path.isdir(_FONT_DIR):
+        _FONT_DIR = tempfile.mkdtemp(prefix="textsynth-fonts-")
+        atexit.register(_remove_dir, _FONT_DIR, os.getpid())
+    path = os.path.join(_FONT_DIR, f"{key}-{name}")
+    if not os.path.exists(path):
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    _FONT_FILES[key] = path
+    return path
+
+
 class FontPool:
     """The fonts a recipe may draw from, with per-text candidate selection by cmap coverage."""
 
@@ -127,18 +161,9 @@ class FontPool:
         return state
 
     def _file(self, info: FontInfo) -> str:
-        """A local file holding the font, written once per process: FreeType then maps it instead of
-        every size keeping its own copy of the bytes."""
         path = self._files.get(info.name)
         if path is None:
-            global _FONT_DIR
-            if _FONT_DIR is None:
-                _FONT_DIR = tempfile.mkdtemp(prefix="textsynth-fonts-")
-                atexit.register(shutil.rmtree, _FONT_DIR, True)
-            path = os.path.join(_FONT_DIR, f"{len(self._files)}-{info.name}")
-            with open(path, "wb") as fh:
-                fh.write(info.data)
-            self._files[info.name] = path
+            path = self._files[info.name] = font_file(info.data, info.name)
         return path
 
     def _open(self, cache: dict, key: tuple, info: FontInfo, size: int) -> ImageFont.FreeTypeFont:

@@ -1185,7 +1185,7 @@ class StreamingShardDataset(IterableDataset):
                 batches, pool_r, pool_row = self._batches(readers, pool_r, pool_row, rng, final=False)
                 yield from emit(batches)
                 last_new = time.monotonic()
-            if manifest is not None:
+            if manifest is not None and manifest.get("complete", True):  # generate marks in-progress manifests
                 owned = {e["file"] for e in manifest["shards"] if _shard_index(e["file"]) % slots == slot}
                 if owned <= seen:
                     break
