@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +165,19 @@ def test_no_warnings_from_the_bundled_pools():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Pools.from_config(SynthConfig().replace(**{"corpus.lang": "mixed"}))
+
+
+def test_font_files_are_written_once_per_content(tmp_path, monkeypatch):
+    """FreeType maps font files: a file rewritten under a mapping kills the process (SIGBUS), so each
+    content gets one immutable file in a per-user cache that processes share."""
+    from textsynth.fonts import font_file
+
+    monkeypatch.setenv("TEXTSYNTH_FONT_CACHE", str(tmp_path))
+    data = (asset_root() / "fonts" / "DejaVuSans.ttf").read_bytes()[:-1] + b"\x00"  # content not cached yet
+    first = font_file(data, "x.ttf")
+    ino = Path(first).stat().st_ino
+    again = font_file(data, "x.ttf")
+    assert again == first and Path(again).stat().st_ino == ino and Path(first).read_bytes() == data
+    other = font_file(data + b"\x00", "x.ttf")  # same name, other content: another file
+    assert other != first and Path(first).read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir() if ".tmp-" in p.name) == []

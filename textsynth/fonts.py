@@ -5,12 +5,10 @@ object store; PIL font objects are rebuilt lazily per process and size.
 """
 from __future__ import annotations
 
-import atexit
 import hashlib
 import io
 import json
 import os
-import shutil
 import struct
 import tempfile
 import warnings
@@ -29,7 +27,6 @@ FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
 LATIN_REQUIRED = frozenset(map(ord, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"))
 HAN_MIN_GLYPHS = 3000  # a font with fewer CJK ideographs is not offered for Chinese
 MAX_OPEN_FONTS = 512  # (font, size) objects kept per process
-_FONT_DIR: str | None = None  # this process's folder of font files (see font_file)
 
 
 def is_han(ch: str) -> bool:
@@ -84,31 +81,31 @@ def read_font(path: Path, family: str = "", style: str = "", license: str = "") 
     return FontInfo(path.name, family or name or path.stem, style, data, coverage, tuple(scripts), license)
 
 
-_FONT_FILES: dict[str, str] = {}  # content hash -> file, per process (inherited by forked workers)
+_FONT_FILES: dict[str, str] = {}  # content hash -> file, per process
 
 
-def _remove_dir(path: str, owner: int) -> None:
-    if os.getpid() == owner:  # forked children inherit atexit handlers: only the creator cleans up
-        shutil.rmtree(path, ignore_errors=True)
+def font_cache_dir() -> str:
+    """Where font bytes are materialised: shared by every process of this user, one file per content
+    (bounded by the number of distinct fonts), so nothing is left behind per worker."""
+    d = os.environ.get("TEXTSYNTH_FONT_CACHE") or os.path.join(tempfile.gettempdir(),
+                                                                f"textsynth-fonts-{os.getuid()}")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    return d
 
 
 def font_file(data: bytes, name: str) -> str:
-    """A local file holding these font bytes, written once per process and never rewritten.
+    """A local file holding these font bytes, written once and never rewritten.
 
     FreeType memory-maps font files, so each (font, size) object shares one copy of the bytes; a file
     truncated or rewritten under such a mapping would kill the process with SIGBUS, hence one
     immutable file per content, written to a temp name and renamed into place.
     """
-    global _FONT_DIR
     key = hashlib.sha256(data).hexdigest()[:24]
     path = _FONT_FILES.get(key)
     if path is not None and os.path.exists(path):
         return path
-    if _FONT_DIR is None or not os.path.isdir(_FONT_DIR):
-        _FONT_DIR = tempfile.mkdtemp(prefix="textsynth-fonts-")
-        atexit.register(_remove_dir, _FONT_DIR, os.getpid())
-    path = os.path.join(_FONT_DIR, f"{key}-{name}")
-    if not os.path.exists(path):
+    path = os.path.join(font_cache_dir(), f"{key}-{name}")
+    if not (os.path.exists(path) and os.path.getsize(path) == len(data)):
         tmp = f"{path}.tmp-{os.getpid()}"
         with open(tmp, "wb") as fh:
             fh.write(data)
