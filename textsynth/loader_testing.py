@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from textsynth.shards.dataset import shard_name, write_dataset_metadata
-from textsynth.shards.writer import ShardInfo, ShardWriter
+from textsynth.shards.writer import ShardInfo, write_shard
 
 
 def make_synthesizer(pipeline: str = "smoke", seed: int = 0, height: int | None = None):
@@ -38,11 +38,7 @@ def shard_ranges(n: int, shards: int) -> list[range]:
 def write_shard_file(root: str | os.PathLike[str], index: int, total: int, indices: Iterable[int],
                      synth, encoding: str = "lz4") -> ShardInfo:
     """Render `indices` with `synth` into shard `index` of `total` under root (atomic rename on close)."""
-    path = Path(root) / shard_name(index, total)
-    with ShardWriter(path, encoding=encoding) as writer:
-        for i in indices:
-            writer.write(synth.sample(int(i)))
-        return writer.close()
+    return write_shard(Path(root) / shard_name(index, total), (synth.sample(int(i)) for i in indices), encoding)
 
 
 def build_dataset(root: str | os.PathLike[str], n: int, shards: int = 4, encoding: str = "lz4",

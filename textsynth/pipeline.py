@@ -18,9 +18,8 @@ from typing import Any, Callable
 from .config import SynthConfig
 from .errors import ShardError, TextsynthError
 from .shards import storage
-from .shards.dataset import (MANIFEST_NAME, build_manifest, read_manifest, shard_name,
+from .shards.dataset import (MANIFEST_NAME, build_manifest, read_manifest, sha256_of, shard_name,
                              write_dataset_metadata, write_manifest_atomic)
-from .shards.dataset import _sha256_of as sha256_of
 from .shards.encodings import check_encoding
 from .shards.reader import ShardReader
 
@@ -82,16 +81,13 @@ def _synthesizer(cfg_dict: dict, pools_box: list) -> Any:
 def render_shard(cfg_dict: dict, pools_box: list, out: str, k: int, n_shards: int, start: int, stop: int,
                  encoding: str) -> dict[str, Any]:
     """Render samples [start, stop) into shard k, atomically; returns its manifest entry plus stats."""
-    from .shards.writer import ShardWriter
+    from .shards.writer import write_shard
 
     syn = _synthesizer(cfg_dict, pools_box)
     path = storage.join(out, shard_name(k, n_shards))
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        with ShardWriter(path, encoding=encoding) as writer:
-            for i in range(start, stop):
-                writer.write(syn.sample(i))
-            info = writer.close().to_dict()
+        info = write_shard(path, (syn.sample(i) for i in range(start, stop)), encoding).to_dict()
     except OSError as e:  # a full disk or a vanished mount: name the shard, keep nothing half-written
         raise ShardError(f"cannot write shard {path}: {e.strerror or e}") from e
     stats = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "pid": os.getpid(),
@@ -164,23 +160,23 @@ def _existing(plan: Plan, fs, root: str, overwrite: bool) -> dict[int, dict]:
     return landed
 
 
-def _wipe(fs, root: str) -> None:
+def _delete_files(fs, root: str, doomed: Callable[[str], bool]) -> None:
     import pyarrow.fs as pafs
 
     for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
-        base = info.base_name
-        if info.type == pafs.FileType.File and (base.startswith("data-") or base.startswith(".data-") or base in (
-                MANIFEST_NAME, "dataset_info.json", "state.json")):
+        if info.type == pafs.FileType.File and doomed(info.base_name):
             fs.delete_file(info.path)
+
+
+def _wipe(fs, root: str) -> None:
+    """Everything a dataset folder holds (for --overwrite); other files stay."""
+    _delete_files(fs, root, lambda name: name.startswith(("data-", ".data-")) or name in (
+        MANIFEST_NAME, "dataset_info.json", "state.json"))
 
 
 def _remove_stale_temps(fs, root: str) -> None:
     """Temp files of shards whose writer died (a killed worker or driver); one generate per folder."""
-    import pyarrow.fs as pafs
-
-    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
-        if info.type == pafs.FileType.File and info.base_name.startswith(".data-") and ".tmp-" in info.base_name:
-            fs.delete_file(info.path)
+    _delete_files(fs, root, lambda name: name.startswith(".data-") and ".tmp-" in name)
 
 
 def _versions() -> dict[str, str]:

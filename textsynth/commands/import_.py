@@ -7,7 +7,7 @@ from ..pipeline import DEFAULT_SHARD_SIZE
 from ..shards import storage
 from ..shards.dataset import shard_name, write_dataset_metadata
 from ..shards.encodings import ENCODINGS
-from ..shards.writer import ShardWriter
+from ..shards.writer import write_shard
 from ..srnet_folder import import_srnet
 
 
@@ -22,11 +22,7 @@ def command(src: str, root: str, shard_size: int, encoding: str) -> None:
     fs, out = storage.resolve(root)
     storage.ensure_dir(fs, out)
     n_shards = max(1, -(-len(samples) // shard_size))
-    infos = []
-    for k in range(n_shards):
-        with ShardWriter(storage.join(out, shard_name(k, n_shards)), encoding=encoding) as w:
-            for s in samples[k * shard_size:(k + 1) * shard_size]:
-                w.write(s)
-            infos.append(w.close())
+    infos = [write_shard(storage.join(out, shard_name(k, n_shards)), samples[k * shard_size:(k + 1) * shard_size],
+                         encoding) for k in range(n_shards)]
     write_dataset_metadata(fs, out, encoding, infos, complete=True, source={"srnet_folder": src})
     click.echo(f"imported {len(samples)} samples from {src} into {root} ({n_shards} shards)")

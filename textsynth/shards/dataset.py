@@ -160,7 +160,8 @@ def write_dataset_metadata(fs: pafs.FileSystem | None, root: str, encoding: str,
 
 # --- verification -------------------------------------------------------------------------------
 
-def _sha256_of(fs: pafs.FileSystem, path: str) -> str:
+def sha256_of(fs: pafs.FileSystem, path: str) -> str:
+    """sha256 hex of a file's bytes, streamed."""
     digest = hashlib.sha256()
     with fs.open_input_stream(path) as f:
         while chunk := f.read(8 << 20):
@@ -181,7 +182,7 @@ def verify_shard(fs: pafs.FileSystem | None, path: str, expected: Mapping[str, A
     if "bytes" in expected and size != expected["bytes"]:
         problems.append(f"{path}: size {size} bytes, manifest says {expected['bytes']} (truncated or rewritten)")
     if "sha256" in expected:
-        digest = _sha256_of(fs, path)
+        digest = sha256_of(fs, path)
         if digest != expected["sha256"]:
             problems.append(f"{path}: sha256 {digest} does not match manifest {expected['sha256']} (corrupt)")
     reader = ShardReader(path, fs)

@@ -12,7 +12,7 @@ import os
 import posixpath
 from dataclasses import asdict, dataclass
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -268,3 +268,12 @@ class ShardWriter:
             self.abort()
         except Exception:
             pass
+
+
+def write_shard(path: str | os.PathLike[str], samples: Iterable[Sample], encoding: str = DEFAULT_ENCODING,
+                filesystem: pafs.FileSystem | None = None) -> ShardInfo:
+    """Write `samples` as one shard at `path`, atomically; nothing is left behind if one fails."""
+    with ShardWriter(path, encoding=encoding, filesystem=filesystem) as writer:
+        for sample in samples:
+            writer.write(sample)
+        return writer.close()
