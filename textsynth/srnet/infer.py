@@ -1,6 +1,7 @@
 """Inference: only the generator is built and loaded (no discriminators, no VGG), always in eval mode."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .model import Generator, SRNetConfig
+from .step import to_device_normalised
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
@@ -20,23 +22,38 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Gene
     return gen.to(device).eval()
 
 
-def _to_tensor(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
-
-
 @torch.no_grad()
+def run_generator(gen: Generator, batch: dict[str, Any], device: torch.device,
+                  amp_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Generator outputs (float) for a uint8 batch, in eval mode: BatchNorm uses running statistics
+    (a generator left in train mode gives the 'black dots' of the original notes)."""
+    was_training = gen.training
+    gen.eval()
+    try:
+        x = to_device_normalised({k: batch[k] for k in ("i_s", "i_t")}, device)
+        ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+        with ctx:
+            out = gen(x["i_t"], x["i_s"])
+        return {k: v.float() for k, v in out.items()}
+    finally:
+        gen.train(was_training)
+
+
+def to_uint8(t: torch.Tensor, signed: bool) -> np.ndarray:
+    """One (C, H, W) output as uint8 (H, W, C): tanh outputs (signed) from [-1, 1], o_sk from [0, 1]."""
+    a = t.detach().float().cpu()
+    a = (a + 1) / 2 if signed else a
+    return (a.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
 def edit(gen: Generator, i_s: np.ndarray, i_t: np.ndarray) -> dict[str, np.ndarray]:
     """Run the generator on one (i_s, i_t) pair of equal size (H, W multiples of 8); uint8 outputs."""
-    gen.eval()
-    dev = next(gen.parameters()).device
-    x_s = _to_tensor(i_s).to(dev).float() / 127.5 - 1
-    x_t = _to_tensor(i_t).to(dev).float() / 127.5 - 1
-    out = gen(x_t, x_s)
+    batch = {k: torch.from_numpy(np.ascontiguousarray(v)).permute(2, 0, 1)[None]
+             for k, v in (("i_s", i_s), ("i_t", i_t))}
+    out = run_generator(gen, batch, next(gen.parameters()).device)
     res: dict[str, np.ndarray] = {}
     for k, v in out.items():
-        a = v[0].float().cpu()
-        a = a if k == "o_sk" else (a + 1) / 2
-        a = (a.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        a = to_uint8(v[0], signed=k != "o_sk")
         res[k] = a[..., 0] if a.shape[2] == 1 else a
     return res
 

@@ -23,8 +23,9 @@ from ..errors import ConfigError, TextsynthError
 from . import checkpoint as ckpt
 from .losses import LossConfig, VGG19Features
 from .metrics import l1 as l1_metric, psnr, ssim
+from .infer import run_generator, to_uint8
 from .model import Discriminator, Generator, SRNetConfig
-from .step import make_optimizers, to_device_normalised, train_step
+from .step import make_optimizers, train_step
 
 TRAIN_KEYS = ("i_s", "i_t", "t_sk", "t_t", "t_b", "t_f", "mask_t")
 
@@ -293,29 +294,6 @@ def _first_batch(root: str, cfg: TrainConfig) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def run_generator(gen, batch: dict[str, Any], device: torch.device, amp_dtype) -> dict[str, torch.Tensor]:
-    """Generator outputs in eval mode (BatchNorm uses running statistics: no 'black dots')."""
-    was_training = gen.training
-    gen.eval()
-    try:
-        x = to_device_normalised({k: batch[k] for k in ("i_s", "i_t")}, device)
-        ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else _null()
-        with ctx:
-            out = gen(x["i_t"], x["i_s"])
-        return {k: v.float() for k, v in out.items()}
-    finally:
-        gen.train(was_training)
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
-
-
-@torch.no_grad()
 def validate(gen, root: str, cfg: TrainConfig, device: torch.device, amp_dtype) -> dict[str, float]:
     """L1, PSNR, SSIM of o_f against t_f (and L1 of o_b against t_b) on up to val_batches batches."""
     from ..loader import make_loader
@@ -347,12 +325,8 @@ def save_grid(gen, batch: dict[str, Any], path: Path, device: torch.device, amp_
     out = run_generator(gen, batch, device, amp_dtype)
 
     def rgb(t: torch.Tensor, signed: bool) -> np.ndarray:
-        a = t.detach().float().cpu()
-        a = (a + 1) / 2 if signed else a
-        a = (a.clamp(0, 1) * 255).round().byte()
-        if a.shape[0] == 1:
-            a = a.repeat(3, 1, 1)
-        return a.permute(1, 2, 0).numpy()
+        a = to_uint8(t, signed)
+        return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
 
     rows = []
     for j in range(batch["i_s"].shape[0]):
