@@ -66,16 +66,16 @@ def luminance(rgb: np.ndarray) -> np.ndarray | float:
     return float(out) if np.ndim(out) == 0 else out
 
 
+def _ratio(l1: np.ndarray | float, l2: float) -> np.ndarray | float:
+    """WCAG contrast ratio of two relative luminances."""
+    return (np.maximum(l1, l2) + 0.05) / (np.minimum(l1, l2) + 0.05)
+
+
 def contrast_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
-    la, lb = luminance(a), luminance(b)
-    return (np.maximum(la, lb) + 0.05) / (np.minimum(la, lb) + 0.05)
+    return _ratio(luminance(a), luminance(b))
 
 
 _MIX = np.linspace(0.0, 1.0, 257)[:, None]
-
-
-def _ratio(l1: np.ndarray | float, l2: float) -> np.ndarray | float:
-    return (np.maximum(l1, l2) + 0.05) / (np.minimum(l1, l2) + 0.05)
 
 
 def luminance_range(pixels: np.ndarray, q: float = 10.0) -> tuple[float, float]:

@@ -110,7 +110,7 @@ class Synthesizer:
             scale = rcfg.height / (c[3] - c[1])
             h = rcfg.height
             m = rcfg.width_multiple
-            w = max(m, -(-int(math.ceil((c[2] - c[0]) * scale - 1e-6)) // m) * m)
+            w = max(m, math.ceil(math.ceil((c[2] - c[0]) * scale - 1e-6) / m) * m)
             # widen the canvas evenly so the width lands on the multiple (batches of one width then
             # need no resize in the loader)
             extra = (w / scale - (c[2] - c[0])) / 2
