@@ -52,3 +52,15 @@ class ManifestError(ShardError):
 
 class SrnetFolderError(TextsynthError):
     """An SRNet-Datagen style folder is incomplete or holds an image of the wrong shape."""
+
+
+class RowChecksumError(CorruptShardError):
+    """A row's stored checksum does not match its bytes (a flipped bit in an image, a text or meta)."""
+
+
+class ShardIdentityError(ShardError):
+    """A shard's identity metadata (dataset fingerprint, index, total) disagrees with its dataset's manifest."""
+
+
+class IncompleteDatasetError(ManifestError):
+    """A manifest marks its dataset incomplete, or disagrees with itself; readers refuse it without allow_partial."""

@@ -3,12 +3,15 @@
 Each variable-size column (images, ids, texts, meta) is indexed once as absolute (start, end) byte
 offsets into the mapped file, so per-row access is numpy slicing instead of pyarrow scalar access.
 The file is opened lazily and handles are dropped on pickling, so readers ship cheaply to workers.
+Row accessors verify the row's checksum on the reader's first access to that row (format 2 shards);
+`image_spans` is the raw batched path: its callers (the loader) call `verify_rows` themselves.
 """
 from __future__ import annotations
 
 import json
 import os
 import posixpath
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, NamedTuple
 
@@ -16,14 +19,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from textsynth.errors import CorruptShardError
+from textsynth.errors import CorruptShardError, RowChecksumError
 from textsynth.sample import IMAGE_KEYS, Sample
 from textsynth.shards import storage
+from textsynth.shards.checksum import FIELDS, rows_checksums
 from textsynth.shards.encodings import Codec, get_codec
-from textsynth.shards.schema import ShardLayout, parse_schema
+from textsynth.shards.schema import CHECKSUM_COLUMN, ShardLayout, parse_schema
 
 EOS_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC end-of-stream: continuation + zero length
-_SPAN_COLUMNS: tuple[str, ...] = ("id", "text_s", "text_t", *IMAGE_KEYS, "meta")
+_SPAN_COLUMNS: tuple[str, ...] = FIELDS
 _ARROW_ERRORS = (pa.ArrowException, EOFError, ValueError, OSError)
 
 
@@ -57,6 +61,8 @@ class _Opened:
     heights: np.ndarray
     widths: np.ndarray
     spans: dict[str, _Spans]
+    checksums: np.ndarray | None  # stored per-row checksums (None: format 1 shard, unverifiable)
+    checked: np.ndarray  # rows whose checksum this mapping has verified
 
 
 def _column_spans(column: pa.ChunkedArray, base: np.ndarray, base_addr: int) -> _Spans:
@@ -106,12 +112,15 @@ class ShardReader:
     # --- opening -------------------------------------------------------------------------------
 
     def _read_source(self) -> tuple[Any, pa.Buffer]:
-        if storage.is_local(self._fs):
-            mapped = pa.memory_map(self.path, "r")
-            return mapped, mapped.read_buffer()
-        with self._fs.open_input_file(self.path) as f:
-            buf = f.read_buffer()
-        return buf, buf
+        try:
+            if storage.is_local(self._fs):
+                mapped = pa.memory_map(self.path, "r")
+                return mapped, mapped.read_buffer()
+            with self._fs.open_input_file(self.path) as f:
+                buf = f.read_buffer()
+            return buf, buf
+        except FileNotFoundError as exc:
+            raise CorruptShardError(f"{self.path}: shard file is missing") from exc
 
     def _corrupt(self, why: str) -> CorruptShardError:
         return CorruptShardError(f"{self.path}: corrupt or truncated shard: {why}")
@@ -141,8 +150,16 @@ class ShardReader:
         widths.setflags(write=False)
         base = np.frombuffer(buf, dtype=np.uint8)
         spans = {name: _column_spans(table.column(name), base, buf.address) for name in _SPAN_COLUMNS}
+        checksums = None
+        if layout.checksums:
+            checksums = table.column(CHECKSUM_COLUMN).to_numpy().astype(np.uint64, copy=False)
+            checksums.setflags(write=False)
+        else:
+            warnings.warn(f"{self.path}: shard format {layout.format_version} has no row checksums; its rows "
+                          "are read unverified (regenerate the dataset to add them)", RuntimeWarning, stacklevel=3)
         return _Opened(keepalive=(keepalive, buf), layout=layout, codec=get_codec(layout.encoding),
-                       rows=table.num_rows, heights=heights, widths=widths, spans=spans)
+                       rows=table.num_rows, heights=heights, widths=widths, spans=spans, checksums=checksums,
+                       checked=np.zeros(table.num_rows, dtype=bool))
 
     @property
     def _state(self) -> _Opened:
@@ -177,6 +194,50 @@ class ShardReader:
     def layout(self) -> ShardLayout:
         """The parsed b"textsynth" schema metadata."""
         return self._state.layout
+
+    @property
+    def identity(self) -> dict[str, Any] | None:
+        """The shard's identity {"fingerprint", "index", "total"} from its metadata, None if it has none."""
+        return self._state.layout.identity
+
+    @property
+    def has_checksums(self) -> bool:
+        """Whether the rows carry checksums (format 2); format 1 shards read unverified."""
+        return self._state.checksums is not None
+
+    def verify_rows(self, rows: Any, always: bool = False) -> None:
+        """Check the stored checksum of `rows` (those not yet verified in this mapping, or all if `always`).
+
+        RowChecksumError names the file, the first bad row and its id; a format 1 shard checks nothing.
+        """
+        st = self._state
+        if st.checksums is None:
+            return
+        rows = np.atleast_1d(np.asarray(rows, np.int64))
+        if not always:
+            rows = rows[~st.checked[rows]]
+        if rows.size == 0:
+            return
+        got = rows_checksums(st.spans, st.heights, st.widths, rows)
+        bad = np.flatnonzero(got != st.checksums[rows])
+        if bad.size:
+            j = int(rows[bad[0]])
+            try:
+                sid = repr(self._text("id", j))
+            except UnicodeDecodeError:
+                sid = "(id not UTF-8)"
+            more = f" (and {bad.size - 1} more row(s) of this batch)" if bad.size > 1 else ""
+            raise RowChecksumError(f"{self.path}: row {j} (id {sid}) fails its checksum: stored "
+                                   f"{int(st.checksums[j]):016x}, computed {int(got[bad[0]]):016x}; "
+                                   f"an image, text or meta of this row is corrupt{more}")
+        st.checked[rows] = True
+
+    def _verified(self, i: int) -> int:
+        j = self._row(i)
+        st = self._state
+        if st.checksums is not None and not st.checked[j]:
+            self.verify_rows([j])
+        return j
 
     @property
     def encoding(self) -> str:
@@ -214,10 +275,10 @@ class ShardReader:
         s = self._state.spans[column]
         return bytes(s.base[s.starts[j]:s.ends[j]]).decode("utf-8")
 
-    def image_bytes(self, i: int, key: str) -> np.ndarray:
+    def image_bytes(self, i: int, key: str, verify: bool = True) -> np.ndarray:
         """Zero-copy read-only uint8 view of row i's encoded image `key` (valid while the reader is open)."""
         s = self._state.spans[key]
-        j = self._row(i)
+        j = self._verified(i) if verify else self._row(i)
         return s.base[s.starts[j]:s.ends[j]]
 
     def image_spans(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -227,20 +288,20 @@ class ShardReader:
         s = self._state.spans[key]
         return s.base, s.starts, s.ends
 
-    def decode_image(self, i: int, key: str) -> np.ndarray:
+    def decode_image(self, i: int, key: str, verify: bool = True) -> np.ndarray:
         """Decode row i's image `key` to (H, W[, 3]) uint8; CorruptShardError names file, row and key."""
-        j = self._row(i)
+        j = self._verified(i) if verify else self._row(i)
         st = self._state
         if key not in IMAGE_KEYS:
             raise KeyError(f"unknown image key {key!r}")
         try:
-            return st.codec.decode(key, self.image_bytes(j, key), int(st.heights[j]), int(st.widths[j]))
+            return st.codec.decode(key, self.image_bytes(j, key, verify=False), int(st.heights[j]), int(st.widths[j]))
         except CorruptShardError as exc:
             raise CorruptShardError(f"{self.path}: row {j} image {key!r}: {exc}") from exc
 
-    def row_meta(self, i: int) -> RowMeta:
-        """id, texts and size of row i without decoding images or meta JSON."""
-        j = self._row(i)
+    def row_meta(self, i: int, verify: bool = True) -> RowMeta:
+        """id, texts and size of row i without decoding images or meta JSON (verify=False: row not checked)."""
+        j = self._verified(i) if verify else self._row(i)
         st = self._state
         try:
             return RowMeta(self._text("id", j), self._text("text_s", j), self._text("text_t", j),
@@ -248,9 +309,9 @@ class ShardReader:
         except UnicodeDecodeError as exc:
             raise self._corrupt(f"row {j}: text is not UTF-8: {exc}") from exc
 
-    def meta(self, i: int) -> dict[str, Any]:
+    def meta(self, i: int, verify: bool = True) -> dict[str, Any]:
         """The full Sample.meta of row i, parsed from its JSON column."""
-        j = self._row(i)
+        j = self._verified(i) if verify else self._row(i)
         try:
             value = json.loads(self._text("meta", j))
         except (UnicodeDecodeError, ValueError) as exc:
@@ -260,9 +321,9 @@ class ShardReader:
         return value
 
     def __getitem__(self, i: int) -> Sample:
-        j = self._row(i)
-        images = {key: self.decode_image(j, key) for key in IMAGE_KEYS}
-        return Sample(images=images, meta=self.meta(j))
+        j = self._verified(i)
+        images = {key: self.decode_image(j, key, verify=False) for key in IMAGE_KEYS}
+        return Sample(images=images, meta=self.meta(j, verify=False))
 
     def __iter__(self) -> Iterator[Sample]:
         for j in range(len(self)):

@@ -1,5 +1,9 @@
 """The one Arrow schema of a shard, with the logical layout stored as JSON under b"textsynth".
 
+Format 2 adds a `checksum` column (uint64 XXH3-64 of the row, see checksum.py) and may carry the
+shard's identity (dataset fingerprint, index, total) as JSON under b"textsynth.shard". Format 1
+shards (no checksum column) are still read, with a warning, as unverifiable.
+
 The b"huggingface" entry declares the same columns as HF `datasets` features, so HF reads the
 shards with exactly the features that dataset_info.json lists. Fields are nullable, as HF declares
 them (a differing schema makes HF cast every table on load); readers reject nulls instead.
@@ -16,9 +20,12 @@ from textsynth.errors import ShardSchemaError
 from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS
 from textsynth.shards.encodings import ENCODINGS, check_encoding, image_encoding
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-row checksum column; 1: none (read with a warning)
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
 METADATA_KEY = b"textsynth"
+IDENTITY_KEY = b"textsynth.shard"
 HF_METADATA_KEY = b"huggingface"
+CHECKSUM_COLUMN = "checksum"
 
 SCALAR_FIELDS: tuple[pa.Field, ...] = (
     pa.field("id", pa.string()),
@@ -28,9 +35,11 @@ SCALAR_FIELDS: tuple[pa.Field, ...] = (
     pa.field("width", pa.int32()),
 )
 META_FIELD = pa.field("meta", pa.string())
-COLUMNS: tuple[str, ...] = tuple(f.name for f in SCALAR_FIELDS) + IMAGE_KEYS + (META_FIELD.name,)
+CHECKSUM_FIELD = pa.field(CHECKSUM_COLUMN, pa.uint64())
+COLUMNS: tuple[str, ...] = tuple(f.name for f in SCALAR_FIELDS) + IMAGE_KEYS + (META_FIELD.name, CHECKSUM_COLUMN)
 
-_HF_DTYPES = {pa.string(): "string", pa.int32(): "int32", pa.binary(): "binary"}
+_HF_DTYPES = {pa.string(): "string", pa.int32(): "int32", pa.binary(): "binary", pa.uint64(): "uint64"}
+_IDENTITY_KEYS = {"fingerprint": str, "index": int, "total": int}
 
 
 @dataclass(frozen=True)
@@ -40,21 +49,45 @@ class ShardLayout:
     format_version: int
     encoding: str
     images: dict[str, dict[str, Any]]
+    identity: dict[str, Any] | None = None  # {"fingerprint", "index", "total"} when the writer was given one
+
+    @property
+    def checksums(self) -> bool:
+        """Whether rows carry a checksum column (format 2 and later)."""
+        return self.format_version >= 2
 
 
-def logical_schema(encoding: str) -> dict[str, Any]:
+def check_identity(identity: Any, source: str = "identity") -> dict[str, Any]:
+    """Validate a shard identity {"fingerprint": str, "index": int, "total": int}; ValueError naming the fault."""
+    if not isinstance(identity, dict) or set(identity) != set(_IDENTITY_KEYS):
+        raise ValueError(f"{source}: shard identity must be a dict with keys {sorted(_IDENTITY_KEYS)}, got {identity!r}")
+    for key, kind in _IDENTITY_KEYS.items():
+        value = identity[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ValueError(f"{source}: shard identity {key!r} must be {kind.__name__}, got {value!r}")
+    if not identity["fingerprint"] or not 0 <= identity["index"] < identity["total"]:
+        raise ValueError(f"{source}: shard identity needs a fingerprint and 0 <= index < total, got {identity!r}")
+    return identity
+
+
+def encode_identity(identity: dict[str, Any]) -> bytes:
+    """The bytes stored under b"textsynth.shard" (compact, sorted keys)."""
+    return json.dumps(check_identity(identity), sort_keys=True, separators=(",", ":")).encode()
+
+
+def logical_schema(encoding: str, version: int = FORMAT_VERSION) -> dict[str, Any]:
     """The JSON stored under b"textsynth": format version, encoding, and channels/codec per image."""
     check_encoding(encoding)
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "encoding": encoding,
         "images": {k: {"channels": IMAGE_CHANNELS[k], "encoding": image_encoding(encoding, k)} for k in IMAGE_KEYS},
     }
 
 
-def _fields() -> list[pa.Field]:
+def _fields(version: int = FORMAT_VERSION) -> list[pa.Field]:
     images = [pa.field(k, pa.binary()) for k in IMAGE_KEYS]
-    return [*SCALAR_FIELDS, *images, META_FIELD]
+    return [*SCALAR_FIELDS, *images, META_FIELD] + ([CHECKSUM_FIELD] if version >= 2 else [])
 
 
 def hf_features(schema: pa.Schema) -> dict[str, dict[str, str]]:
@@ -67,14 +100,29 @@ def hf_features(schema: pa.Schema) -> dict[str, dict[str, str]]:
     return out
 
 
-def build_schema(encoding: str) -> pa.Schema:
-    """The Arrow schema of a shard whose images use `encoding` (ValueError naming an unknown one)."""
-    bare = pa.schema(_fields())
+def build_schema(encoding: str, identity: dict[str, Any] | None = None,
+                 version: int = FORMAT_VERSION) -> pa.Schema:
+    """The Arrow schema of a shard whose images use `encoding` (ValueError naming an unknown one),
+    with the shard's identity under b"textsynth.shard" when given. `version` 1 is for tests of old shards."""
+    bare = pa.schema(_fields(version))
     metadata = {
-        METADATA_KEY: json.dumps(logical_schema(encoding), sort_keys=True).encode(),
+        METADATA_KEY: json.dumps(logical_schema(encoding, version), sort_keys=True).encode(),
         HF_METADATA_KEY: json.dumps({"info": {"features": hf_features(bare)}}).encode(),
     }
+    if identity is not None:
+        metadata[IDENTITY_KEY] = encode_identity(identity)
     return bare.with_metadata(metadata)
+
+
+def parse_identity(schema: pa.Schema, source: str) -> dict[str, Any] | None:
+    """The shard identity stored in `schema`'s metadata, None if absent; ShardSchemaError if malformed."""
+    raw = (schema.metadata or {}).get(IDENTITY_KEY)
+    if raw is None:
+        return None
+    try:
+        return check_identity(json.loads(raw), source)
+    except ValueError as exc:  # JSONDecodeError is a ValueError
+        raise ShardSchemaError(f"{source}: unreadable {IDENTITY_KEY.decode()!r} metadata: {exc}") from exc
 
 
 def parse_schema(schema: pa.Schema, source: str) -> ShardLayout:
@@ -87,15 +135,17 @@ def parse_schema(schema: pa.Schema, source: str) -> ShardLayout:
         version, encoding, images = meta["format_version"], meta["encoding"], meta["images"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ShardSchemaError(f"{source}: unreadable {METADATA_KEY.decode()!r} metadata: {exc}") from exc
-    if version != FORMAT_VERSION:
-        raise ShardSchemaError(f"{source}: format_version {version!r}, this reader supports {FORMAT_VERSION}")
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        raise ShardSchemaError(f"{source}: format_version {version!r}, this reader supports "
+                               f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))}")
     if encoding not in ENCODINGS:
         raise ShardSchemaError(f"{source}: unknown encoding {encoding!r}")
-    expected = build_schema(encoding)
+    expected = build_schema(encoding, version=version)
     got = [(f.name, f.type) for f in schema]
     want = [(f.name, f.type) for f in expected]
     if got != want:
         raise ShardSchemaError(f"{source}: columns {got} differ from the expected {want}")
-    if meta != logical_schema(encoding):
+    if meta != logical_schema(encoding, version):
         raise ShardSchemaError(f"{source}: image layout {images} differs from the expected one for {encoding!r}")
-    return ShardLayout(format_version=version, encoding=encoding, images=images)
+    return ShardLayout(format_version=version, encoding=encoding, images=images,
+                       identity=parse_identity(schema, source))

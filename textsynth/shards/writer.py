@@ -21,8 +21,9 @@ import pyarrow.fs as pafs
 from textsynth.errors import InvalidSampleError, ShardError
 from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS, Sample
 from textsynth.shards import storage
+from textsynth.shards.checksum import FIELDS, row_checksum
 from textsynth.shards.encodings import DEFAULT_ENCODING, get_codec
-from textsynth.shards.schema import build_schema
+from textsynth.shards.schema import CHECKSUM_COLUMN, build_schema
 
 _MAX_SIDE = 2**31 - 1
 
@@ -119,10 +120,15 @@ def validate_sample(sample: Sample) -> tuple[str, int, int]:
 
 
 class ShardWriter:
-    """Write Samples to one Arrow IPC stream shard: `write(sample)` each, then `close()` -> ShardInfo."""
+    """Write Samples to one Arrow IPC stream shard: `write(sample)` each, then `close()` -> ShardInfo.
+
+    Every row gets a checksum (checksum.py); `identity` {"fingerprint", "index", "total"} is stored in
+    the schema metadata so readers can tell a swapped or foreign shard from the right one.
+    """
 
     def __init__(self, path: str | os.PathLike[str], encoding: str = DEFAULT_ENCODING,
-                 filesystem: pafs.FileSystem | None = None, batch_rows: int = 64) -> None:
+                 filesystem: pafs.FileSystem | None = None, batch_rows: int = 64,
+                 identity: dict[str, Any] | None = None) -> None:
         if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
             raise ValueError(f"batch_rows must be a positive int, got {batch_rows!r}")
         self._codec = get_codec(encoding)
@@ -132,7 +138,8 @@ class ShardWriter:
         self.name = posixpath.basename(self.path.replace(os.sep, "/"))
         if not self.name or self.name in (".", ".."):
             raise ValueError(f"path {os.fspath(path)!r} does not name a file")
-        self.schema = build_schema(encoding)
+        self.schema = build_schema(encoding, identity)
+        self.identity = identity
         self._local = storage.is_local(self._fs)
         self._tmp: str | None = None
         self._file: BinaryIO | None = None
@@ -179,6 +186,11 @@ class ShardWriter:
             row["meta"] = json.dumps(sample.meta, ensure_ascii=False, separators=(",", ":"), default=_json_default)
         except (TypeError, ValueError) as exc:
             raise InvalidSampleError(f"sample {sid!r}: meta is not JSON serialisable: {exc}") from exc
+        try:
+            stored = [row[f].encode("utf-8") if isinstance(row[f], str) else row[f] for f in FIELDS]
+        except UnicodeEncodeError as exc:
+            raise InvalidSampleError(f"sample {sid!r}: text is not encodable as UTF-8: {exc}") from exc
+        row[CHECKSUM_COLUMN] = row_checksum(height, width, stored)
         if self._state == "new":
             self._open()
         for name, value in row.items():
@@ -271,9 +283,9 @@ class ShardWriter:
 
 
 def write_shard(path: str | os.PathLike[str], samples: Iterable[Sample], encoding: str = DEFAULT_ENCODING,
-                filesystem: pafs.FileSystem | None = None) -> ShardInfo:
+                filesystem: pafs.FileSystem | None = None, identity: dict[str, Any] | None = None) -> ShardInfo:
     """Write `samples` as one shard at `path`, atomically; nothing is left behind if one fails."""
-    with ShardWriter(path, encoding=encoding, filesystem=filesystem) as writer:
+    with ShardWriter(path, encoding=encoding, filesystem=filesystem, identity=identity) as writer:
         for sample in samples:
             writer.write(sample)
         return writer.close()
