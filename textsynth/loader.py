@@ -72,8 +72,10 @@ from torch.utils.data import Dataset as TorchDataset
 from textsynth.errors import CorruptShardError
 from textsynth.sample import GREY, IMAGE_CHANNELS, IMAGE_KEYS
 from textsynth.shards import storage
-from textsynth.shards.dataset import MANIFEST_NAME, SHARD_NAME_RE, read_manifest
+from textsynth.shards.dataset import MANIFEST_NAME, SHARD_NAME_RE, read_manifest, shard_count
+from textsynth.shards.integrity import check_identity, readable_entries
 from textsynth.shards.reader import ShardReader
+from textsynth.shards.schema import parse_identity
 from textsynth.skeleton import skeletonize
 
 __all__ = [
@@ -431,13 +433,15 @@ class BatchCollator:
         widths = np.empty(n, np.int64)
         ids, text_s, text_t = [], [], []
         groups: dict[int, tuple[ShardReader, list[int]]] = {}
+        for b, reader in enumerate(readers):
+            groups.setdefault(id(reader), (reader, []))[1].append(b)
+        self._verify_rows(groups, rows_l, verified)
         for b, (reader, row) in enumerate(zip(readers, rows_l)):
-            m = reader.row_meta(row)
+            m = reader.row_meta(row, verify=False)
             ids.append(m.id)
             text_s.append(m.text_s)
             text_t.append(m.text_t)
             heights[b], widths[b] = m.height, m.width
-            groups.setdefault(id(reader), (reader, []))[1].append(b)
         width, own = self.target_widths(widths, heights)
         arrays, tensors, where = self._allocate(n, width)
         for reader, _ in groups.values():
@@ -457,6 +461,30 @@ class BatchCollator:
                     self._put(arrays[key], b, key, img, int(own[b]))
         return self._finish(tensors, where, index if index is not None else np.asarray(rows_l), ids, text_s, text_t,
                             widths, heights)
+
+    def _verify_rows(self, groups: dict[int, tuple[ShardReader, list[int]]], rows: list[int],
+                     shared_bits: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Check the row checksums of a batch before anything of it is used (RowChecksumError names the row).
+
+        verify="once": only rows not yet verified (all bits of the row's bitmap entry set, by any worker
+        when the bitmap is shared); a verified row covers its compressed images too, so their LZ4 frame
+        checksums are skipped as well. verify="always": every row, every time.
+        """
+        for reader, pos in groups.values():
+            if not reader.has_checksums:
+                continue  # a format 1 shard: it warned when opened, its LZ4 frames are still checked
+            rws = np.array([rows[b] for b in pos], np.int64)
+            if self.verify == "always":
+                reader.verify_rows(rws, always=True)
+                continue
+            if shared_bits is not None:
+                bm, where = shared_bits[0], np.asarray(shared_bits[1], np.int64)[pos]
+            else:
+                bm, where = _verified_bitmap(reader), rws
+            need = bm[where] != _ALL_BITS
+            if need.any():
+                reader.verify_rows(rws[need], always=True)
+                bm[where[need]] = _ALL_BITS
 
     def _decode_lz4_batch(self, arrays: dict[str, np.ndarray], readers: Sequence[ShardReader], rows: list[int],
                           groups: dict[int, tuple[ShardReader, list[int]]], heights: np.ndarray,
@@ -529,6 +557,7 @@ def _thin(band: np.ndarray) -> np.ndarray:
 
 
 _KEY_BIT: dict[str, int] = {k: 1 << i for i, k in enumerate(IMAGE_KEYS)}
+_ALL_BITS = sum(_KEY_BIT.values())  # a row whose checksum (or every LZ4 frame) was verified
 _verified: dict[int, tuple[Any, np.ndarray]] = {}
 
 
@@ -584,7 +613,7 @@ def _decode_into(reader: ShardReader, row: int, key: str, payload: np.ndarray, d
                                     f"{dst.size} for {dst.shape}")
         dst.reshape(-1)[:] = payload
     else:
-        dst[...] = reader.decode_image(row, key)
+        dst[...] = reader.decode_image(row, key, verify=False)  # the batch's rows were verified already
 
 
 class _Lz4Frame:
@@ -696,15 +725,18 @@ def _lz4_into(src: np.ndarray, dst: np.ndarray) -> None:
 class _Shards:
     """The shard files of a dataset as lazily opened readers (per process); LRU-bounded for object stores."""
 
-    def __init__(self, fs: pafs.FileSystem, paths: Sequence[str], rows: np.ndarray, max_open: int | None) -> None:
+    def __init__(self, fs: pafs.FileSystem, paths: Sequence[str], rows: np.ndarray, max_open: int | None,
+                 expect: dict[str, Any] | None = None) -> None:
         self.fs = fs
         self.paths = list(paths)
         self.rows = rows
         self.max_open = max_open
+        self.expect = expect  # {"manifest": {"fingerprint": ...}, "files": [...], "count": n}: identity checks
         self._open: OrderedDict[int, ShardReader] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"fs": self.fs, "paths": self.paths, "rows": self.rows, "max_open": self.max_open}
+        return {"fs": self.fs, "paths": self.paths, "rows": self.rows, "max_open": self.max_open,
+                "expect": self.expect}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -718,6 +750,9 @@ class _Shards:
         reader = ShardReader(self.paths[k], self.fs).open()
         if len(reader) != int(self.rows[k]):
             raise CorruptShardError(f"{reader.path}: {len(reader)} rows, manifest says {int(self.rows[k])}")
+        if self.expect is not None:
+            e = self.expect
+            check_identity(reader.identity, e["manifest"], e["files"][k], k, e["count"], reader.path)
         self._open[k] = reader
         if self.max_open is not None:
             while len(self._open) > self.max_open:
@@ -731,8 +766,10 @@ class _Shards:
         self._open.clear()
 
 
-def _read_sizes(fs: pafs.FileSystem, path: str) -> tuple[np.ndarray, np.ndarray]:
-    """(widths, heights) of one shard without validating or indexing its image columns."""
+def _read_sizes(fs: pafs.FileSystem, path: str, expect: tuple[Mapping[str, Any], str, int, int] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(widths, heights) of one shard without validating or indexing its image columns; with `expect`
+    (manifest, file, position, count) its identity is checked too (ShardIdentityError naming it)."""
     try:
         if storage.is_local(fs):
             with pa.memory_map(path, "r") as f:
@@ -742,24 +779,29 @@ def _read_sizes(fs: pafs.FileSystem, path: str) -> tuple[np.ndarray, np.ndarray]
                 table = pa.ipc.open_stream(f).read_all()
         w = table.column("width").to_numpy().astype(np.int32)
         h = table.column("height").to_numpy().astype(np.int32)
+        identity = parse_identity(table.schema, path)
     except FileNotFoundError as exc:
         raise CorruptShardError(f"{path}: shard file is missing") from exc
     except (pa.ArrowException, OSError, EOFError, ValueError, KeyError) as exc:
         raise CorruptShardError(f"{path}: corrupt or truncated shard: {type(exc).__name__}: {exc}") from exc
+    if expect is not None:
+        check_identity(identity, expect[0], expect[1], expect[2], expect[3], path)
     return w, h
 
 
-def _sizes_cached(fs: pafs.FileSystem, path: str, sha256: str, cache_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Widths/heights of a shard; for object stores cached locally by the shard's sha256 (read once ever)."""
+def _sizes_cached(fs: pafs.FileSystem, path: str, sha256: str, cache_dir: str | None,
+                  expect: tuple[Mapping[str, Any], str, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Widths/heights of a shard; for object stores cached locally by the shard's sha256 (read once ever;
+    a cached shard's identity is then checked by the worker that opens it)."""
     if storage.is_local(fs) or not cache_dir:
-        return _read_sizes(fs, path)
+        return _read_sizes(fs, path, expect)
     cached = os.path.join(cache_dir, f"{sha256}.npy")
     try:
         wh = np.load(cached)
         return wh[0].astype(np.int32), wh[1].astype(np.int32)
     except (OSError, ValueError):
         pass
-    w, h = _read_sizes(fs, path)
+    w, h = _read_sizes(fs, path, expect)
     try:
         os.makedirs(cache_dir, exist_ok=True)
         tmp = f"{cached}.{os.getpid()}.tmp.npy"
@@ -786,10 +828,13 @@ class ShardDataset(TorchDataset):
     def __init__(self, root: str | os.PathLike[str], keys: Sequence[str] = IMAGE_KEYS, height: int = 64,
                  fit: str = "resize", multiple: int = 8, filesystem: pafs.FileSystem | None = None,
                  max_open_shards: int | None = None, size_cache_dir: str | None = None,
-                 **collate_options: Any) -> None:
+                 allow_partial: bool = False, **collate_options: Any) -> None:
         fs, self.root = storage.resolve(root, filesystem)
         manifest = read_manifest(fs, self.root)
-        entries = manifest["shards"]
+        entries = readable_entries(fs, self.root, manifest, storage.join(self.root, MANIFEST_NAME), allow_partial)
+        count = shard_count(manifest)
+        expect = {"manifest": {"fingerprint": manifest.get("fingerprint")}, "files": [e["file"] for e in entries],
+                  "count": count}
         self.encoding: str = manifest["encoding"]
         self.collator = BatchCollator(keys, height, fit, multiple, **collate_options)
         rows = np.array([e["rows"] for e in entries], np.int64)
@@ -799,11 +844,11 @@ class ShardDataset(TorchDataset):
         local = storage.is_local(fs)
         if max_open_shards is None and not local:
             max_open_shards = 8
-        self._shards = _Shards(fs, paths, rows, max_open_shards)
+        self._shards = _Shards(fs, paths, rows, max_open_shards, expect)
         cache = None if local else (size_cache_dir or _default_cache_dir())
         ws, hs = [], []
-        for e, path, n in zip(entries, paths, rows):
-            w, h = _sizes_cached(fs, path, e["sha256"], cache)
+        for k, (e, path, n) in enumerate(zip(entries, paths, rows)):
+            w, h = _sizes_cached(fs, path, e["sha256"], cache, (manifest, e["file"], k, count))
             if w.size != n:
                 raise CorruptShardError(f"{path}: {w.size} rows, manifest says {int(n)}")
             ws.append(w)
@@ -1025,7 +1070,7 @@ def make_loader(root: str | os.PathLike[str], batch_size: int = 64, keys: Sequen
                 worker_init_fn: Callable[[int], Any] | None = None, multiprocessing_context: Any = None,
                 timeout: float = 0, filesystem: pafs.FileSystem | None = None, max_open_shards: int | None = None,
                 shards_per_window: int | None = None, size_cache_dir: str | None = None, stream: bool = False,
-                stream_timeout: float = 600.0, poll_interval: float = 1.0) -> ShardLoader:
+                stream_timeout: float = 600.0, poll_interval: float = 1.0, allow_partial: bool = False) -> ShardLoader:
     """A DataLoader of collated uint8 batches from the dataset at `root` (local path or s3://...).
 
     fit: "resize" (SRNet: every sample resized to the batch's mean aspect-scaled width rounded to a
@@ -1040,6 +1085,9 @@ def make_loader(root: str | os.PathLike[str], batch_size: int = 64, keys: Sequen
     memory, and shard widths are cached under `size_cache_dir` (~/.cache/textsynth/sizes) by sha256.
     stream=True follows a folder still being written (see StreamingShardDataset); shuffle/fill_last/
     bucket_batches do not apply there, and ranks may get different batch counts (the generator decides).
+    Every row's checksum is verified before it is used (verify="once": on its first read by any worker;
+    "always": every read) and each shard's identity when it is opened. A dataset whose manifest says
+    complete: false or disagrees with itself is refused (IncompleteDatasetError) unless allow_partial=True.
     """
     kw = _loader_kwargs(num_workers, pin_memory, persistent_workers, prefetch_factor, worker_init_fn,
                         multiprocessing_context, timeout)
@@ -1055,7 +1103,7 @@ def make_loader(root: str | os.PathLike[str], batch_size: int = 64, keys: Sequen
             kw["in_order"] = False  # take whichever worker's shard landed first
         return ShardLoader(ds, batch_size=None, **kw)
     ds = ShardDataset(root, keys, height, fit, multiple, filesystem=filesystem, max_open_shards=max_open_shards,
-                      size_cache_dir=size_cache_dir, **collate)
+                      size_cache_dir=size_cache_dir, allow_partial=allow_partial, **collate)
     if shards_per_window is None and not storage.is_local(ds._shards.fs):
         shards_per_window = 4
     sampler = WidthBucketBatchSampler(ds.widths, batch_size, heights=ds.heights, height=height, seed=seed,
@@ -1152,6 +1200,7 @@ class StreamingShardDataset(IterableDataset):
         pool_r = np.empty(0, np.int64)
         pool_row = np.empty(0, np.int64)
         seen: set[str] = set()
+        first_fingerprint: str | None = None
         last_new = time.monotonic()
 
         def emit(batches: list[tuple[np.ndarray, np.ndarray]]) -> Iterator[dict[str, Any]]:
@@ -1175,6 +1224,11 @@ class StreamingShardDataset(IterableDataset):
                 reader = ShardReader(storage.join(self.root, name), self._fs).open()
                 if name in expected_rows and len(reader) != expected_rows[name]:
                     raise CorruptShardError(f"{reader.path}: {len(reader)} rows, manifest says {expected_rows[name]}")
+                # the manifest's fingerprint, or (none yet) the first shard's: every shard must share it
+                fingerprint = (manifest or {}).get("fingerprint") or first_fingerprint
+                check_identity(reader.identity, {"fingerprint": fingerprint}, name, k, 0, reader.path)
+                if reader.identity is not None and first_fingerprint is None:
+                    first_fingerprint = reader.identity["fingerprint"]
                 readers.append(reader)
                 shard_ids.append(k)
                 remaining.append(len(reader))

@@ -20,13 +20,14 @@ from textsynth.sample import IMAGE_KEYS, Sample
 from textsynth.shards import storage
 from textsynth.shards.encodings import check_encoding
 from textsynth.shards.reader import RowMeta, ShardReader
-from textsynth.shards.schema import FORMAT_VERSION, build_schema, hf_features
+from textsynth.shards.integrity import SHARD_NAME_RE, check_identity, readable_entries
+from textsynth.shards.schema import build_schema, hf_features
 from textsynth.shards.writer import ShardInfo
 
 MANIFEST_NAME = "textsynth.json"
 DATASET_INFO_NAME = "dataset_info.json"
 STATE_NAME = "state.json"
-SHARD_NAME_RE = re.compile(r"^data-(\d{5,})-of-(\d{5,})\.arrow$")
+FORMAT_VERSION = 1  # of the manifest (shards have their own, in schema.py)
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _MAX_PROBLEMS_PER_SHARD = 20
 
@@ -251,14 +252,28 @@ def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None) -> list
 
 # --- reading ------------------------------------------------------------------------------------
 
-class Dataset:
-    """All shards of a dataset folder as one indexable collection; global index -> (shard, row) by cumsum."""
+def shard_count(manifest: Mapping[str, Any]) -> int:
+    """How many shards the dataset has when complete (num_shards of a generate manifest, else as listed)."""
+    n = manifest.get("num_shards")
+    return n if isinstance(n, int) and not isinstance(n, bool) else len(manifest["shards"])
 
-    def __init__(self, root: str | os.PathLike[str], filesystem: pafs.FileSystem | None = None) -> None:
+
+class Dataset:
+    """All shards of a dataset folder as one indexable collection; global index -> (shard, row) by cumsum.
+
+    Opening refuses an incomplete or self-contradicting manifest (IncompleteDatasetError) unless
+    `allow_partial`; each shard's identity and row count are checked on its first use, each row's
+    checksum on its first read.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], filesystem: pafs.FileSystem | None = None,
+                 allow_partial: bool = False) -> None:
         self._fs, self.root = storage.resolve(root, filesystem)
         self.manifest = read_manifest(self._fs, self.root)
         self.encoding: str = self.manifest["encoding"]
-        entries = self.manifest["shards"]
+        where = storage.join(self.root, MANIFEST_NAME)
+        entries = readable_entries(self._fs, self.root, self.manifest, where, allow_partial)
+        self.entries = entries
         self.shards = [ShardReader(storage.join(self.root, e["file"]), self._fs) for e in entries]
         self._rows = np.array([e["rows"] for e in entries], dtype=np.int64)
         self._ends = np.cumsum(self._rows)
@@ -277,6 +292,8 @@ class Dataset:
         if not self._checked[k]:
             if len(reader) != self._rows[k]:
                 raise CorruptShardError(f"{reader.path}: {len(reader)} rows, manifest says {int(self._rows[k])}")
+            check_identity(reader.identity, self.manifest, self.entries[k]["file"], k, shard_count(self.manifest),
+                           reader.path)
             self._checked[k] = True
         return reader
 
