@@ -36,18 +36,22 @@ def shard_ranges(n: int, shards: int) -> list[range]:
 
 
 def write_shard_file(root: str | os.PathLike[str], index: int, total: int, indices: Iterable[int],
-                     synth, encoding: str = "lz4") -> ShardInfo:
-    """Render `indices` with `synth` into shard `index` of `total` under root (atomic rename on close)."""
-    return write_shard(Path(root) / shard_name(index, total), (synth.sample(int(i)) for i in indices), encoding)
+                     synth, encoding: str = "lz4", fingerprint: str | None = None) -> ShardInfo:
+    """Render `indices` with `synth` into shard `index` of `total` under root (atomic rename on close);
+    with `fingerprint` the shard carries its identity {fingerprint, index, total}."""
+    identity = None if fingerprint is None else {"fingerprint": fingerprint, "index": index, "total": total}
+    return write_shard(Path(root) / shard_name(index, total), (synth.sample(int(i)) for i in indices), encoding,
+                       identity=identity)
 
 
 def build_dataset(root: str | os.PathLike[str], n: int, shards: int = 4, encoding: str = "lz4",
                   pipeline: str = "smoke", seed: int = 0, height: int | None = None,
                   on_shard: Callable[[ShardInfo], Any] | None = None, finish: bool = True,
-                  synth=None) -> list[ShardInfo]:
+                  synth=None, fingerprint: str | None = None) -> list[ShardInfo]:
     """Render samples 0..n-1 of `pipeline` into `shards` shards under root, then the metadata.
 
-    With finish=False the manifest is not written (a dataset "still being generated").
+    With finish=False the manifest is not written (a dataset "still being generated"). With
+    `fingerprint`, shards carry their identity and the manifest the fingerprint (as generate writes them).
     `on_shard(info)` is called after each shard lands (streaming tests pace the writer with it).
     """
     root = Path(root)
@@ -55,12 +59,13 @@ def build_dataset(root: str | os.PathLike[str], n: int, shards: int = 4, encodin
     synth = synth or make_synthesizer(pipeline, seed, height)
     infos = []
     for k, rng in enumerate(shard_ranges(n, shards)):
-        info = write_shard_file(root, k, shards, rng, synth, encoding)
+        info = write_shard_file(root, k, shards, rng, synth, encoding, fingerprint)
         infos.append(info)
         if on_shard is not None:
             on_shard(info)
     if finish:
-        write_dataset_metadata(None, str(root), encoding, infos, seed=seed, pipeline=pipeline)
+        extra = {} if fingerprint is None else {"fingerprint": fingerprint}
+        write_dataset_metadata(None, str(root), encoding, infos, seed=seed, pipeline=pipeline, **extra)
     return infos
 
 

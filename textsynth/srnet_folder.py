@@ -106,11 +106,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def export_srnet(dataset_root: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> int:
+def export_srnet(dataset_root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                 allow_partial: bool = False) -> int:
     """Export every sample of the textsynth dataset at `dataset_root` to an SRNet folder; returns the count."""
     from textsynth.shards.dataset import Dataset  # local import: the folder reader needs no Arrow
 
-    dataset = Dataset(dataset_root)
+    dataset = Dataset(dataset_root, allow_partial=allow_partial)
     try:
         return write_srnet_folder(iter(dataset), out_dir, count=len(dataset))
     finally:

@@ -16,7 +16,8 @@ import numpy as np
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="Batch mode output folder.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Batch mode: at most this many samples.")
 @click.option("--device", default="cpu", show_default=True)
-def command(checkpoint, image, text, out, dataset, out_dir, limit, device) -> None:
+@click.option("--allow-partial", is_flag=True, help="Read an incomplete or inconsistent dataset's usable shards (warns).")
+def command(checkpoint, image, text, out, dataset, out_dir, limit, device, allow_partial) -> None:
     """Edit one crop (--image --text --out) or a dataset (--dataset --out-dir)."""
     from PIL import Image
 
@@ -43,7 +44,7 @@ def command(checkpoint, image, text, out, dataset, out_dir, limit, device) -> No
         raise click.UsageError("--dataset needs --out-dir")
     from ..shards.dataset import Dataset
 
-    ds = Dataset(dataset)
+    ds = Dataset(dataset, allow_partial=allow_partial)
     dest = Path(out_dir)
     dest.mkdir(parents=True, exist_ok=True)
     n = min(len(ds), limit or len(ds))

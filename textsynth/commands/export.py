@@ -10,7 +10,8 @@ from ..srnet_folder import export_srnet
 @click.argument("root")
 @click.option("--format", "fmt", type=click.Choice(["srnet"]), default="srnet", show_default=True)
 @click.argument("out", type=click.Path(file_okay=False))
-def command(root: str, fmt: str, out: str) -> None:
+@click.option("--allow-partial", is_flag=True, help="Read an incomplete or inconsistent dataset's usable shards (warns).")
+def command(root: str, fmt: str, out: str, allow_partial: bool) -> None:
     """Write ROOT's samples as i_s/ i_t/ t_sk/ t_t/ t_b/ t_f/ mask_t/ mask_s/ PNGs plus label files in OUT."""
-    n = export_srnet(root, out)
+    n = export_srnet(root, out, allow_partial=allow_partial)
     click.echo(f"exported {n} samples to {out} ({fmt} layout; labels in i_s.txt / i_t.txt)")

@@ -15,12 +15,13 @@ from .options import add, recipe
 @click.option("--lang", type=click.Choice(["en", "zh", "mixed"]), default=None, help="Override the corpus language.")
 @click.option("--from", "from_dir", default=None, help="Draw random samples of an existing dataset instead.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output PNG.")
-def command(count, config, pipeline, seed, lang, from_dir, out) -> None:
+@click.option("--allow-partial", is_flag=True, help="Read an incomplete or inconsistent dataset's usable shards (warns).")
+def command(count, config, pipeline, seed, lang, from_dir, out, allow_partial) -> None:
     """Render COUNT samples (or pick COUNT random rows of --from DIR) into one PNG contact sheet."""
     if from_dir:
         from ..shards.dataset import Dataset
 
-        ds = Dataset(from_dir)
+        ds = Dataset(from_dir, allow_partial=allow_partial)
         rng = np.random.default_rng(seed)
         idx = rng.choice(len(ds), size=min(count, len(ds)), replace=False)
         samples = [ds[int(i)] for i in sorted(idx)]

@@ -16,7 +16,8 @@ import click
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many more steps.")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks.")
-def command(dataset, out, val, config_path, vgg_weights, steps, max_steps, device, compile_) -> None:
+@click.option("--allow-partial", is_flag=True, help="Read an incomplete or inconsistent dataset's usable shards (warns).")
+def command(dataset, out, val, config_path, vgg_weights, steps, max_steps, device, compile_, allow_partial) -> None:
     """Train SRNet on DATASET into OUT; launch with torchrun for DDP."""
     import dataclasses
 
@@ -25,4 +26,5 @@ def command(dataset, out, val, config_path, vgg_weights, steps, max_steps, devic
     cfg = TrainConfig.load(config_path) if config_path else TrainConfig()
     overrides = {k: v for k, v in (("steps", steps), ("device", device), ("compile", compile_)) if v is not None}
     cfg = dataclasses.replace(cfg, **overrides)
-    train(dataset, out, cfg, val=val, vgg_weights=vgg_weights, max_steps=max_steps, log=click.echo)
+    train(dataset, out, cfg, val=val, vgg_weights=vgg_weights, max_steps=max_steps, log=click.echo,
+          allow_partial=allow_partial)

@@ -20,7 +20,8 @@ from textsynth.sample import IMAGE_KEYS, Sample
 from textsynth.shards import storage
 from textsynth.shards.encodings import check_encoding
 from textsynth.shards.reader import RowMeta, ShardReader
-from textsynth.shards.integrity import SHARD_NAME_RE, check_identity, readable_entries
+from textsynth.shards.integrity import (SHARD_NAME_RE, check_identity, identity_problem, manifest_problems,
+                                       readable_entries)
 from textsynth.shards.schema import build_schema, hf_features
 from textsynth.shards.writer import ShardInfo
 
@@ -170,10 +171,13 @@ def sha256_of(fs: pafs.FileSystem, path: str) -> str:
     return digest.hexdigest()
 
 
-def verify_shard(fs: pafs.FileSystem | None, path: str, expected: Mapping[str, Any]) -> list[str]:
-    """Problems with one shard (empty list if sound): size, sha256, rows, schema/encoding, every image decodes.
+def verify_shard(fs: pafs.FileSystem | None, path: str, expected: Mapping[str, Any],
+                 manifest: Mapping[str, Any] | None = None, position: int | None = None) -> list[str]:
+    """Problems with one shard (empty list if sound): size, sha256, rows, schema/encoding, identity, every
+    row's checksum, every image decodes.
 
-    `expected` is a manifest entry {"file", "rows", "bytes", "sha256"}, optionally with "encoding".
+    `expected` is a manifest entry {"file", "rows", "bytes", "sha256"}, optionally with "encoding";
+    with `manifest` and `position` the shard's identity metadata is checked against them.
     """
     fs, path = storage.resolve(path, fs)
     size = storage.file_size(fs, path)
@@ -195,18 +199,30 @@ def verify_shard(fs: pafs.FileSystem | None, path: str, expected: Mapping[str, A
         problems.append(f"{path}: encoding {reader.encoding!r}, manifest says {expected['encoding']!r}")
     if "rows" in expected and len(reader) != expected["rows"]:
         problems.append(f"{path}: {len(reader)} rows, manifest says {expected['rows']}")
+    if manifest is not None and position is not None:
+        wrong = identity_problem(reader.identity, manifest, expected.get("file", reader.name), position,
+                                 shard_count(manifest), path)
+        if wrong:
+            problems.append(wrong)
+    if not reader.has_checksums:
+        problems.append(f"{path}: shard format {reader.layout.format_version} has no row checksums "
+                        "(rows cannot be verified; regenerate the dataset)")
     bad = 0
     for i in range(len(reader)):
         row_errors: list[str] = []
         try:
-            meta = reader.meta(i)
-            if meta.get("id") != reader.row_meta(i).id:
+            reader.verify_rows([i])
+        except CorruptShardError as exc:
+            row_errors.append(str(exc))
+        try:
+            meta = reader.meta(i, verify=False)
+            if meta.get("id") != reader.row_meta(i, verify=False).id:
                 row_errors.append(f"{path}: row {i}: meta id {meta.get('id')!r} differs from id column")
         except CorruptShardError as exc:
             row_errors.append(str(exc))
         for key in IMAGE_KEYS:
             try:
-                reader.decode_image(i, key)
+                reader.decode_image(i, key, verify=False)
             except CorruptShardError as exc:
                 row_errors.append(str(exc))
         for msg in row_errors:
@@ -228,13 +244,27 @@ def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None) -> list
         return [str(exc)]
     problems: list[str] = []
     files = [e["file"] for e in manifest["shards"]]
+    problems += manifest_problems(manifest, storage.join(root, MANIFEST_NAME))
     if manifest.get("complete") is False:  # an interrupted generate: check what landed, say so
         total = manifest.get("num_shards", "?")
         problems.append(f"{root}: incomplete dataset, {len(files)} of {total} shards landed "
                         "(rerun the same generate command to finish it)")
-        for e in manifest["shards"]:
-            problems += verify_shard(fs, storage.join(root, e["file"]), {**e, "encoding": manifest["encoding"]})
+        for n, e in enumerate(manifest["shards"]):
+            problems += verify_shard(fs, storage.join(root, e["file"]), {**e, "encoding": manifest["encoding"]},
+                                     manifest, n)
         return problems
+    problems += hf_metadata_problems(fs, root, manifest)
+    for n, e in enumerate(manifest["shards"]):
+        problems += verify_shard(fs, storage.join(root, e["file"]), {**e, "encoding": manifest["encoding"]},
+                                 manifest, n)
+    return problems
+
+
+def hf_metadata_problems(fs: pafs.FileSystem, root: str, manifest: Mapping[str, Any]) -> list[str]:
+    """Problems with state.json / dataset_info.json: the shard list, the features, and (local folders, when
+    the `datasets` package is installed) whether `datasets.load_from_disk` really opens the folder."""
+    problems: list[str] = []
+    files = [e["file"] for e in manifest["shards"]]
     state_path = storage.join(root, STATE_NAME)
     try:
         state = json.loads(storage.read_bytes(fs, state_path))
@@ -243,11 +273,36 @@ def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None) -> list
             problems.append(f"{state_path}: lists {listed}, manifest lists {files}")
     except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
         problems.append(f"{state_path}: unreadable HF state ({type(exc).__name__}: {exc})")
-    if storage.file_size(fs, storage.join(root, DATASET_INFO_NAME)) is None:
-        problems.append(f"{storage.join(root, DATASET_INFO_NAME)}: missing")
-    for e in manifest["shards"]:
-        problems += verify_shard(fs, storage.join(root, e["file"]), {**e, "encoding": manifest["encoding"]})
+    info_path = storage.join(root, DATASET_INFO_NAME)
+    try:
+        info = json.loads(storage.read_bytes(fs, info_path))
+        want = hf_features(build_schema(manifest["encoding"]))
+        if not isinstance(info, dict) or info.get("features") != want:
+            got = info.get("features") if isinstance(info, dict) else info
+            problems.append(f"{info_path}: features {got!r} differ from the shards' {want!r}")
+    except FileNotFoundError:
+        problems.append(f"{info_path}: missing")
+    except (UnicodeDecodeError, ValueError) as exc:
+        problems.append(f"{info_path}: not valid JSON ({exc})")
+    if not problems and storage.is_local(fs):
+        problems += _hf_open_problems(root, int(manifest["rows"]))
     return problems
+
+
+def _hf_open_problems(root: str, rows: int) -> list[str]:
+    """Open the folder with `datasets.load_from_disk` if that package is installed; its error, named, if it fails."""
+    try:
+        import datasets
+    except ImportError:
+        return []
+    try:
+        n = len(datasets.load_from_disk(root, keep_in_memory=False))
+    except Exception as exc:  # noqa: BLE001 - any failure of the HF reader is the finding
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return [f"{root}: datasets.load_from_disk fails: {type(exc).__name__}: {first[:300]}"]
+    if n != rows:
+        return [f"{root}: datasets.load_from_disk sees {n} rows, the manifest says {rows}"]
+    return []
 
 
 # --- reading ------------------------------------------------------------------------------------

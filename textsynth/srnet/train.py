@@ -152,7 +152,8 @@ def _broadcast_params(modules) -> None:
 # --- the run -------------------------------------------------------------------------------------
 
 def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = None, vgg_weights: str | None = None,
-          max_steps: int | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+          max_steps: int | None = None, log: Callable[[str], None] = print,
+          allow_partial: bool = False) -> dict[str, Any]:
     """Train (or resume) a run in `out` on `dataset`; stops at cfg.steps or after max_steps more steps.
 
     Returns the last logged record. Raises TrainingDiverged on a non-finite loss (the newest
@@ -204,10 +205,10 @@ def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = Non
     sync = _grad_sync(world)
     loader = make_loader(dataset, batch_size=cfg.batch_size, keys=TRAIN_KEYS, num_workers=cfg.num_workers,
                          seed=cfg.seed, epoch=epoch, rank=rank, world_size=world, height=cfg.height,
-                         drop_last=True)
+                         drop_last=True, allow_partial=allow_partial)
     if len(loader) == 0:
         raise TextsynthError(f"{dataset}: fewer samples than one batch of {cfg.batch_size} per rank")
-    grid_batch = _first_batch(val or dataset, cfg) if rank == 0 else None
+    grid_batch = _first_batch(val or dataset, cfg, allow_partial and not val) if rank == 0 else None
     log_path, records = out / "log.jsonl", []
     end = cfg.steps if max_steps is None else min(cfg.steps, step + max_steps)
     window: list[dict[str, float]] = []
@@ -285,11 +286,11 @@ def _summarise(window: list[dict[str, float]], step: int, epoch: int, seconds: f
     return rec
 
 
-def _first_batch(root: str, cfg: TrainConfig) -> dict[str, Any]:
+def _first_batch(root: str, cfg: TrainConfig, allow_partial: bool = False) -> dict[str, Any]:
     from ..loader import make_loader
 
     loader = make_loader(root, batch_size=cfg.grid_samples, keys=TRAIN_KEYS, num_workers=0, shuffle=False,
-                         height=cfg.height)
+                         height=cfg.height, allow_partial=allow_partial)
     return next(iter(loader))
 
 
