@@ -252,3 +252,30 @@ def test_verify_catches_hf_metadata_that_datasets_cannot_open(pristine, tmp_path
     problems = verify_dataset(str(root2))
     assert any("datasets.load_from_disk fails: ValueError" in p for p in problems), problems
     assert verify_dataset(str(pristine / "lz4")) == []
+
+
+def test_deleted_shard_is_one_line_naming_it(pristine, tmp_path):
+    root = _copy(pristine, tmp_path)
+    (root / shard_name(1, 3)).unlink()
+    _one_line_error(_cli("export", str(root), str(tmp_path / "exp")), "missing", shard_name(1, 3))
+    with pytest.raises(IncompleteDatasetError, match=rf"missing from .*: {shard_name(1, 3)}"):
+        make_loader(str(root), 4, ("i_s",), num_workers=0)
+
+
+def test_format_1_shards_read_with_a_warning_and_fail_verify(pristine, tmp_path):
+    """Shards written before row checksums existed: readable (LZ4 frames still checked), flagged by verify."""
+    root = _copy(pristine, tmp_path)
+    for k in range(3):
+        path = root / shard_name(k, 3)
+        table = pa.ipc.open_stream(path.read_bytes()).read_all().drop_columns(["checksum"])
+        table = table.replace_schema_metadata(build_schema("lz4", version=1).metadata)
+        with pa.OSFile(str(path), "wb") as f, pa.ipc.new_stream(f, table.schema) as w:
+            w.write_table(table)
+    manifest = read_manifest(None, str(root))
+    manifest.pop("fingerprint")
+    write_manifest_atomic(None, str(root), manifest)
+    with pytest.warns(RuntimeWarning, match="no row checksums"):
+        assert sum(len(b["id"]) for b in _read_all(root)) == 12
+    with pytest.warns(RuntimeWarning, match="no row checksums"):
+        problems = verify_dataset(str(root))
+    assert sum("no row checksums" in p for p in problems) == 3

@@ -17,10 +17,12 @@ Design (why it is fast)
   batch's widths differ by a few pixels: the SRNet resize is a few percent, and fit="auto" can pad
   instead of resizing at all.
 * LZ4 frames are decompressed by the system liblz4 (ctypes) from zero-copy views of the memory-mapped
-  shard straight into the batch (single-channel images) or a reusable cache-hot scratch buffer; each
-  frame's content checksum is verified on the process's first decode of that image (verify="once";
-  shards are immutable, so a verified mapping cannot change; "always" re-verifies; without liblz4
-  python-lz4 is used and always verifies). RGB is de-interleaved to planes with cv2.split (~3 us per
+  shard straight into the batch (single-channel images) or a reusable cache-hot scratch buffer. Each
+  row's checksum (XXH3 over everything the row stores: images, texts, meta) is verified on the first
+  read of that row by any worker (verify="once"; shards are immutable, so a verified mapping cannot
+  change; "always" re-verifies every read); a verified row's LZ4 frame checksums (XXH32 of the
+  decompressed pixels, several times dearer) are then skipped. Format 1 shards without row checksums
+  fall back to the LZ4 frame checksums; without liblz4 python-lz4 is used and always verifies them. RGB is de-interleaved to planes with cv2.split (~3 us per
   image); resizing is cv2 INTER_LINEAR; `t_sk` is re-skeletonised only for samples actually resized.
 * In a worker the batch is written into a reusable slot of a per-worker shared-memory ring (a fresh
   shared segment per batch costs ~2.5 us per 4 KiB page, about as much as decoding the batch) and
@@ -91,7 +93,7 @@ PAD_VALUES: dict[str, int | None] = {
     "i_s": None, "i_t": GREY, "t_sk": 0, "t_t": GREY, "t_b": None, "t_f": None, "mask_t": 0, "mask_s": 0,
 }
 FITS = ("resize", "pad", "auto")
-VERIFY = ("once", "always")  # LZ4 content checksums: first decode per process, or every decode
+VERIFY = ("once", "always")  # row checksums: first read of a row (by any worker), or every read
 
 
 def _check_keys(keys: Iterable[str]) -> tuple[str, ...]:
@@ -435,7 +437,7 @@ class BatchCollator:
         groups: dict[int, tuple[ShardReader, list[int]]] = {}
         for b, reader in enumerate(readers):
             groups.setdefault(id(reader), (reader, []))[1].append(b)
-        self._verify_rows(groups, rows_l, verified)
+        row_ok = self._verify_rows(groups, rows_l, verified)
         for b, (reader, row) in enumerate(zip(readers, rows_l)):
             m = reader.row_meta(row, verify=False)
             ids.append(m.id)
@@ -448,7 +450,7 @@ class BatchCollator:
             _check_encoding(reader)
         fast = _LZ4 is not None and all(r.encoding == "lz4" for r, _ in groups.values())
         if fast:
-            self._decode_lz4_batch(arrays, readers, rows_l, groups, heights, widths, own, verified)
+            self._decode_lz4_batch(arrays, readers, rows_l, groups, heights, widths, own, verified, row_ok)
         else:
             scratch = _scratch(int((heights * widths).max()) * 3)
             for key in self.keys:
@@ -463,17 +465,21 @@ class BatchCollator:
                             widths, heights)
 
     def _verify_rows(self, groups: dict[int, tuple[ShardReader, list[int]]], rows: list[int],
-                     shared_bits: tuple[np.ndarray, np.ndarray] | None) -> None:
-        """Check the row checksums of a batch before anything of it is used (RowChecksumError names the row).
+                     shared_bits: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+        """Check the row checksums of a batch before anything of it is used (RowChecksumError names the row);
+        returns which batch positions are covered by a verified row checksum.
 
         verify="once": only rows not yet verified (all bits of the row's bitmap entry set, by any worker
-        when the bitmap is shared); a verified row covers its compressed images too, so their LZ4 frame
-        checksums are skipped as well. verify="always": every row, every time.
+        when the bitmap is shared). verify="always": every row, every time. A verified row covers its
+        compressed images, so their LZ4 frame checksums (XXH32 of the decompressed pixels, several times
+        the cost) are skipped; format 1 shards have only those, and keep them.
         """
+        row_ok = np.zeros(len(rows), bool)
         for reader, pos in groups.values():
             if not reader.has_checksums:
                 continue  # a format 1 shard: it warned when opened, its LZ4 frames are still checked
             rws = np.array([rows[b] for b in pos], np.int64)
+            row_ok[pos] = True
             if self.verify == "always":
                 reader.verify_rows(rws, always=True)
                 continue
@@ -485,11 +491,13 @@ class BatchCollator:
             if need.any():
                 reader.verify_rows(rws[need], always=True)
                 bm[where[need]] = _ALL_BITS
+        return row_ok
 
     def _decode_lz4_batch(self, arrays: dict[str, np.ndarray], readers: Sequence[ShardReader], rows: list[int],
                           groups: dict[int, tuple[ShardReader, list[int]]], heights: np.ndarray,
                           widths: np.ndarray, own: np.ndarray,
-                          shared_bits: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                          shared_bits: tuple[np.ndarray, np.ndarray] | None = None,
+                          row_ok: np.ndarray | None = None) -> None:
         """LZ4 frames -> batch through liblz4, by address: no Python bytes, no per-image allocation."""
         lz = _LZ4
         assert lz is not None
@@ -526,7 +534,11 @@ class BatchCollator:
                 src_addr[pos] = base.ctypes.data + starts[rws]
                 src_len[pos] = ends[rws] - starts[rws]
             sa, sl = src_addr.tolist(), src_len.tolist()
-            check = ((verified & bit) == 0).tolist() if lz.can_skip else [True] * n
+            if lz.can_skip:
+                need = (verified & bit) == 0
+                check = (need & ~row_ok if row_ok is not None else need).tolist()
+            else:
+                check = [True] * n
             sizes = (heights * widths * c).tolist()
             direct = ((heights == h_out) & (widths == own) & (own == w_out)).tolist() if c == 1 else [False] * n
             for b in range(n):
@@ -1076,8 +1088,8 @@ def make_loader(root: str | os.PathLike[str], batch_size: int = 64, keys: Sequen
     fit: "resize" (SRNet: every sample resized to the batch's mean aspect-scaled width rounded to a
     multiple of 8), "pad" (no horizontal resize; right-padded to the widest, rounded up to 8) or "auto"
     (pad when the batch's widths differ by <= pad_tolerance px, which width bucketing makes the common
-    case, else resize). verify: LZ4 checksums on a process's first decode of an image ("once") or on
-    every decode ("always"). rank/world_size default to torch.distributed's when it is initialised.
+    case, else resize). verify: row checksums on the first read of a row ("once") or on every read
+    ("always"). rank/world_size default to torch.distributed's when it is initialised.
     Call `loader.set_epoch(e)` before each epoch (a new permutation from (seed, e)). pin_memory="auto"
     pins when CUDA is available. Persistent workers (default when num_workers > 0) keep their open
     shards and batch buffers between epochs. For object stores `shards_per_window` defaults to 4

@@ -23,7 +23,7 @@ from textsynth.shards.encodings import ENCODINGS, check_encoding, image_encoding
 FORMAT_VERSION = 2  # 2: per-row checksum column; 1: none (read with a warning)
 SUPPORTED_FORMAT_VERSIONS = (1, 2)
 METADATA_KEY = b"textsynth"
-IDENTITY_KEY = b"textsynth.shard"
+SHARD_IDENTITY_KEY = b"textsynth.shard"
 HF_METADATA_KEY = b"huggingface"
 CHECKSUM_COLUMN = "checksum"
 
@@ -110,19 +110,19 @@ def build_schema(encoding: str, identity: dict[str, Any] | None = None,
         HF_METADATA_KEY: json.dumps({"info": {"features": hf_features(bare)}}).encode(),
     }
     if identity is not None:
-        metadata[IDENTITY_KEY] = encode_identity(identity)
+        metadata[SHARD_IDENTITY_KEY] = encode_identity(identity)
     return bare.with_metadata(metadata)
 
 
 def parse_identity(schema: pa.Schema, source: str) -> dict[str, Any] | None:
     """The shard identity stored in `schema`'s metadata, None if absent; ShardSchemaError if malformed."""
-    raw = (schema.metadata or {}).get(IDENTITY_KEY)
+    raw = (schema.metadata or {}).get(SHARD_IDENTITY_KEY)
     if raw is None:
         return None
     try:
         return check_identity(json.loads(raw), source)
     except ValueError as exc:  # JSONDecodeError is a ValueError
-        raise ShardSchemaError(f"{source}: unreadable {IDENTITY_KEY.decode()!r} metadata: {exc}") from exc
+        raise ShardSchemaError(f"{source}: unreadable {SHARD_IDENTITY_KEY.decode()!r} metadata: {exc}") from exc
 
 
 def parse_schema(schema: pa.Schema, source: str) -> ShardLayout:

@@ -127,8 +127,8 @@ class ShardWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], encoding: str = DEFAULT_ENCODING,
-                 filesystem: pafs.FileSystem | None = None, batch_rows: int = 64,
-                 identity: dict[str, Any] | None = None) -> None:
+                 filesystem: pafs.FileSystem | None = None, identity: dict[str, Any] | None = None,
+                 batch_rows: int = 64) -> None:
         if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
             raise ValueError(f"batch_rows must be a positive int, got {batch_rows!r}")
         self._codec = get_codec(encoding)
