@@ -19,6 +19,7 @@ from textsynth.shards.encodings import ENCODINGS, check_encoding, image_encoding
 FORMAT_VERSION = 1
 METADATA_KEY = b"textsynth"
 HF_METADATA_KEY = b"huggingface"
+SHARD_IDENTITY_KEY = b"textsynth.shard"  # {"fingerprint", "index", "total"} of the dataset slot a shard fills
 
 SCALAR_FIELDS: tuple[pa.Field, ...] = (
     pa.field("id", pa.string()),
@@ -99,3 +100,15 @@ def parse_schema(schema: pa.Schema, source: str) -> ShardLayout:
     if meta != logical_schema(encoding):
         raise ShardSchemaError(f"{source}: image layout {images} differs from the expected one for {encoding!r}")
     return ShardLayout(format_version=version, encoding=encoding, images=images)
+
+
+def read_shard_identity(schema: pa.Schema) -> dict[str, Any] | None:
+    """The b"textsynth.shard" identity stored in a shard's schema, or None if it has none (or it is unreadable)."""
+    raw = (schema.metadata or {}).get(SHARD_IDENTITY_KEY)
+    if raw is None:
+        return None
+    try:
+        ident = json.loads(raw)
+    except ValueError:
+        return None
+    return ident if isinstance(ident, dict) else None

@@ -22,7 +22,7 @@ from textsynth.errors import InvalidSampleError, ShardError
 from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS, Sample
 from textsynth.shards import storage
 from textsynth.shards.encodings import DEFAULT_ENCODING, get_codec
-from textsynth.shards.schema import build_schema
+from textsynth.shards.schema import SHARD_IDENTITY_KEY, build_schema
 
 _MAX_SIDE = 2**31 - 1
 
@@ -122,7 +122,8 @@ class ShardWriter:
     """Write Samples to one Arrow IPC stream shard: `write(sample)` each, then `close()` -> ShardInfo."""
 
     def __init__(self, path: str | os.PathLike[str], encoding: str = DEFAULT_ENCODING,
-                 filesystem: pafs.FileSystem | None = None, batch_rows: int = 64) -> None:
+                 filesystem: pafs.FileSystem | None = None, identity: dict[str, Any] | None = None,
+                 batch_rows: int = 64) -> None:
         if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
             raise ValueError(f"batch_rows must be a positive int, got {batch_rows!r}")
         self._codec = get_codec(encoding)
@@ -133,6 +134,10 @@ class ShardWriter:
         if not self.name or self.name in (".", ".."):
             raise ValueError(f"path {os.fspath(path)!r} does not name a file")
         self.schema = build_schema(encoding)
+        if identity is not None:  # {"fingerprint", "index", "total"}: which dataset and slot this shard is
+            self.schema = self.schema.with_metadata(
+                {**self.schema.metadata, SHARD_IDENTITY_KEY: json.dumps(identity, sort_keys=True,
+                                                                        separators=(",", ":")).encode()})
         self._local = storage.is_local(self._fs)
         self._tmp: str | None = None
         self._file: BinaryIO | None = None
@@ -271,9 +276,9 @@ class ShardWriter:
 
 
 def write_shard(path: str | os.PathLike[str], samples: Iterable[Sample], encoding: str = DEFAULT_ENCODING,
-                filesystem: pafs.FileSystem | None = None) -> ShardInfo:
+                filesystem: pafs.FileSystem | None = None, identity: dict[str, Any] | None = None) -> ShardInfo:
     """Write `samples` as one shard at `path`, atomically; nothing is left behind if one fails."""
-    with ShardWriter(path, encoding=encoding, filesystem=filesystem) as writer:
+    with ShardWriter(path, encoding=encoding, filesystem=filesystem, identity=identity) as writer:
         for sample in samples:
             writer.write(sample)
         return writer.close()
