@@ -294,6 +294,8 @@ def test_full_disk_is_a_clear_error_and_leaves_no_partial_shard(tmp_path):
     out = r.stdout + r.stderr
     assert "rc=2" in out, out
     assert "No space left on device" in out and "cannot write shard" in out and ".arrow" in out, out
+    errors = [line for line in out.splitlines() if line.startswith("error:")]  # one line, no Ray traceback
+    assert len(errors) == 1 and ".arrow" in errors[0] and "Traceback" not in out and "RayTaskError" not in out, out
     assert ".tmp-" not in r.stdout  # ls -a of the dataset folder: no half-written shard
     problems = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert len(problems) == 1 and "incomplete dataset" in problems[0], out  # what landed is whole

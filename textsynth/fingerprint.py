@@ -97,6 +97,9 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k != "seed")
     if changed:
         out.append("config " + ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""))
+    if old.get("assets") is None:
+        out.append("assets (the dataset records no asset hashes: written by an older textsynth or by import)")
+        return out
     olds = {(x["kind"], x["name"]): x["sha256"] for x in old.get("assets") or []}
     news = {(x["kind"], x["name"]): x["sha256"] for x in new.get("assets") or []}
     for kind, name in sorted(set(olds) | set(news)):
