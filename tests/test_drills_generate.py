@@ -359,3 +359,19 @@ def test_cli_deleted_shard_in_preview_and_debug_traceback(small_ds, tmp_path):
     assert shard_name(1, 2) in line, line
     debug = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "TEXTSYNTH_DEBUG": "1"})
     assert debug.returncode != 0 and "Traceback" in debug.stderr and debug.stderr.splitlines()[-1] == line
+
+
+def test_driver_refuses_a_shard_it_cannot_see_as_written_naming_the_node(small_ds):
+    """What the driver does after every task: the shard must be on the output filesystem with the
+    size and sha256 the worker reported (here: a real shard, reported with other bytes / another name)."""
+    from textsynth.pipeline import check_landed
+    from textsynth.shards import storage
+
+    fs, root = storage.resolve(str(small_ds))
+    entry = read_manifest(fs, root)["shards"][0]
+    node = {"node_ip": "10.1.2.3", "node": "f" * 56}
+    check_landed(fs, root, entry, node)  # the real one passes
+    with pytest.raises(TextsynthError, match=r"node 10\.1\.2\.3 \(ffffffffffff\).*other sha256"):
+        check_landed(fs, root, {**entry, "sha256": "0" * 64}, node)
+    with pytest.raises(TextsynthError, match=r"data-00007-of-00009\.arrow written by node 10\.1\.2\.3.*missing"):
+        check_landed(fs, root, {**entry, "file": "data-00007-of-00009.arrow"}, node)

@@ -354,7 +354,7 @@ def _read_probe(path: str) -> str | None:
         return None
 
 
-def _check_landed(fs, root: str, entry: dict, stats: dict) -> None:
+def check_landed(fs, root: str, entry: dict, stats: dict) -> None:
     """The driver sees the shard a task reports, with the size and sha256 the task wrote."""
     path = storage.join(root, entry["file"])
     size = storage.file_size(fs, path)
@@ -436,8 +436,8 @@ def generate(plan: Plan, *, address: str | None = None, num_cpus: int | None = N
                             except (ray.exceptions.RayError, OSError) as e:
                                 for r in pending:
                                     ray.cancel(r)
-                                raise task_error(e, f"shard {shard_name(k, plan.num_shards)}") from None
-                            _check_landed(fs, root, result["entry"], result["stats"])
+                                raise task_error(e, f"shard {shard_name(k, plan.num_shards)}") from e
+                            check_landed(fs, root, result["entry"], result["stats"])
                             landed[k] = result["entry"]
                             report.written.append(k)
                             node = result["stats"].get("node", "local")
