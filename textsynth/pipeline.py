@@ -188,11 +188,12 @@ def survey(plan: Plan, fs, root: str, fingerprint: str, parts: dict, overwrite: 
                 foreign.append(name)  # a user's file (or a shard of another layout) in a non-dataset folder
             continue
         ident = shard_identity(fs, storage.join(root, name))
+        at = storage.redact(storage.join(plan.out, name))
         if ident is None:
             if manifest is None:
                 foreign.append(name)
             elif not overwrite:
-                raise TextsynthError(f"{where}/{name} carries no textsynth shard identity (not written by this "
+                raise TextsynthError(f"{at} carries no textsynth shard identity (not written by this "
                                      "textsynth, or corrupt); --overwrite renders it again")
             continue
         if ident != {"fingerprint": fingerprint, "index": k, "total": plan.num_shards}:
@@ -200,9 +201,9 @@ def survey(plan: Plan, fs, root: str, fingerprint: str, parts: dict, overwrite: 
                 continue  # rendered again: the rename replaces it
             if ident.get("fingerprint") != fingerprint:
                 what = f"fingerprint {str(ident.get('fingerprint'))[:12]}, this run's {fingerprint[:12]}"
-                raise TextsynthError(f"{where}/{name} was written by a run with another recipe, seed or assets "
+                raise TextsynthError(f"{at} was written by a run with another recipe, seed or assets "
                                      f"({what}); use another --out, or --overwrite to render it again")
-            raise TextsynthError(f"{where}/{name} holds shard {ident.get('index')} of {ident.get('total')}, "
+            raise TextsynthError(f"{at} holds shard {ident.get('index')} of {ident.get('total')}, "
                                  f"not {k} of {plan.num_shards} (files swapped?); --overwrite renders it again")
         start, stop = plan.shard_range(k)
         entry = next((e for e in manifest["shards"] if e["file"] == name), None) if manifest else None
