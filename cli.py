@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import traceback
 
 import click
 
@@ -38,17 +40,45 @@ def app() -> None:
     """Synthetic scene-text editing pairs: render, generate, verify, load, train."""
 
 
+def error_line(exc: BaseException) -> str:
+    """One line naming what went wrong: Ray task errors unwrapped to their cause, secrets redacted."""
+    from textsynth.shards.storage import redact
+
+    cause = getattr(exc, "cause", None)  # ray.exceptions.RayTaskError carries the task's own exception
+    if cause is not None and type(exc).__module__.startswith("ray"):
+        exc = cause
+    if isinstance(exc, TextsynthError):
+        msg = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        names = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+        msg = f"{names}: {exc.strerror}" if names else exc.strerror
+    else:
+        text = str(exc).strip()
+        msg = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    lines = [line.strip() for line in msg.splitlines() if line.strip()]
+    return "error: " + redact(" | ".join(lines[:3]) if lines else type(exc).__name__)
+
+
 def main() -> None:
+    """Run the CLI; every failure is one `error: ...` line and a non-zero exit (TEXTSYNTH_DEBUG=1: traceback)."""
+    debug = os.environ.get("TEXTSYNTH_DEBUG", "") not in ("", "0")
     try:
         rv = app(standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # bad usage: one line too, with where to look
+        hint = ""
+        if isinstance(e, click.UsageError) and e.ctx is not None:
+            hint = f" (see '{e.ctx.command_path} --help')"
+        click.echo(f"error: {e.format_message()}{hint}", err=True)
         sys.exit(e.exit_code)
-    except TextsynthError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - the one place every error becomes one line
+        if debug:
+            traceback.print_exc()
+        click.echo(error_line(e), err=True)
+        sys.exit(2 if isinstance(e, (TextsynthError, OSError)) else 1)
     if isinstance(rv, int) and rv:
         sys.exit(rv)
 

@@ -21,6 +21,7 @@ import pytest
 
 from textsynth import recipes
 from textsynth.errors import TextsynthError
+from textsynth.fingerprint import dataset_fingerprint, identity_parts
 from textsynth.pipeline import Plan, generate, render_shard
 from textsynth.sample import IMAGE_KEYS
 from textsynth.shards.dataset import Dataset, read_manifest, shard_name, verify_dataset
@@ -56,10 +57,12 @@ def reference_shas(cfg, count: int, shard_size: int, tmp: Path) -> dict[str, str
     if key not in _REFS:
         plan = Plan(out=str(tmp), count=count, cfg=cfg, shard_size=shard_size)
         pools = Pools.from_config(cfg)
+        fingerprint = dataset_fingerprint(identity_parts(cfg, count, shard_size, "lz4"))
         out = {}
         for k in range(plan.num_shards):
             start, stop = plan.shard_range(k)
-            e = render_shard(cfg.to_dict(), [pools], str(tmp), k, plan.num_shards, start, stop, "lz4")["entry"]
+            e = render_shard(cfg.to_dict(), [pools], str(tmp), k, plan.num_shards, start, stop, "lz4",
+                             fingerprint)["entry"]
             out[e["file"]] = e["sha256"]
         _REFS[key] = out
     return _REFS[key]
@@ -291,6 +294,8 @@ def test_full_disk_is_a_clear_error_and_leaves_no_partial_shard(tmp_path):
     out = r.stdout + r.stderr
     assert "rc=2" in out, out
     assert "No space left on device" in out and "cannot write shard" in out and ".arrow" in out, out
+    errors = [line for line in out.splitlines() if line.startswith("error:")]  # one line, no Ray traceback
+    assert len(errors) == 1 and ".arrow" in errors[0] and "Traceback" not in out and "RayTaskError" not in out, out
     assert ".tmp-" not in r.stdout  # ls -a of the dataset folder: no half-written shard
     problems = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert len(problems) == 1 and "incomplete dataset" in problems[0], out  # what landed is whole

@@ -9,6 +9,8 @@ import hashlib
 import io
 import json
 import os
+import secrets
+import stat
 import struct
 import tempfile
 import warnings
@@ -85,29 +87,55 @@ _FONT_FILES: dict[str, str] = {}  # content hash -> file, per process
 
 
 def font_cache_dir() -> str:
-    """Where font bytes are materialised: shared by every process of this user, one file per content
-    (bounded by the number of distinct fonts), so nothing is left behind per worker."""
+    """Where font bytes are materialised: one folder per user (bounded by the number of distinct fonts),
+    created 0700; an existing one must be a real folder owned by this user that no one else can write."""
     d = os.environ.get("TEXTSYNTH_FONT_CACHE") or os.path.join(tempfile.gettempdir(),
                                                                 f"textsynth-fonts-{os.getuid()}")
-    os.makedirs(d, mode=0o700, exist_ok=True)
+    try:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        st = os.lstat(d)
+    except OSError as e:
+        raise FontError(f"font cache {d}: {e.strerror or e}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise FontError(f"font cache {d} is not a folder (a symlink or file planted there?); remove it")
+    if st.st_uid != os.getuid():
+        raise FontError(f"font cache {d} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}); "
+                        "remove it or set TEXTSYNTH_FONT_CACHE to a private folder")
+    if st.st_mode & 0o022:
+        raise FontError(f"font cache {d} is writable by others (mode {stat.S_IMODE(st.st_mode):o}); "
+                        "chmod 700 it or set TEXTSYNTH_FONT_CACHE to a private folder")
     return d
 
 
+def _same_content(path: str, digest: str) -> bool:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except OSError:
+        return False
+    return h.hexdigest() == digest
+
+
 def font_file(data: bytes, name: str) -> str:
-    """A local file holding these font bytes, written once and never rewritten.
+    """A local file holding exactly these font bytes (checked by sha256 before first use), never rewritten
+    in place.
 
     FreeType memory-maps font files, so each (font, size) object shares one copy of the bytes; a file
     truncated or rewritten under such a mapping would kill the process with SIGBUS, hence one
     immutable file per content, written to a temp name and renamed into place.
     """
-    key = hashlib.sha256(data).hexdigest()[:24]
+    digest = hashlib.sha256(data).hexdigest()
+    key = digest[:24]
     path = _FONT_FILES.get(key)
     if path is not None and os.path.exists(path):
         return path
     path = os.path.join(font_cache_dir(), f"{key}-{name}")
-    if not (os.path.exists(path) and os.path.getsize(path) == len(data)):
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as fh:
+    if not _same_content(path, digest):  # missing, or planted/corrupt: write ours and rename over it
+        tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     _FONT_FILES[key] = path

@@ -10,18 +10,22 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable
 
 from .config import SynthConfig
-from .errors import ShardError, TextsynthError
+from .errors import ShardError, ShardSchemaError, TextsynthError
+from .fingerprint import PARTS, dataset_fingerprint, differences, identity_parts
 from .shards import storage
-from .shards.dataset import (MANIFEST_NAME, build_manifest, read_manifest, sha256_of, shard_name,
-                             write_dataset_metadata, write_manifest_atomic)
+from .shards.dataset import (DATASET_INFO_NAME, MANIFEST_NAME, STATE_NAME, build_manifest, read_manifest,
+                             sha256_of, shard_name, write_dataset_metadata, write_manifest_atomic)
 from .shards.encodings import check_encoding
+from .shards.lock import LOCK_NAME, DatasetLock
 from .shards.reader import ShardReader
+from .shards.schema import parse_identity
 
 DEFAULT_SHARD_SIZE = 1000
 
@@ -79,17 +83,19 @@ def _synthesizer(cfg_dict: dict, pools_box: list) -> Any:
 
 
 def render_shard(cfg_dict: dict, pools_box: list, out: str, k: int, n_shards: int, start: int, stop: int,
-                 encoding: str) -> dict[str, Any]:
-    """Render samples [start, stop) into shard k, atomically; returns its manifest entry plus stats."""
+                 encoding: str, fingerprint: str | None = None) -> dict[str, Any]:
+    """Render samples [start, stop) into shard k of `out` (absolute path or URI, resolved by the driver),
+    atomically, stamped with the dataset fingerprint and k; returns its manifest entry plus stats."""
     from .shards.writer import write_shard
 
     syn = _synthesizer(cfg_dict, pools_box)
     path = storage.join(out, shard_name(k, n_shards))
+    identity = {"fingerprint": fingerprint, "index": k, "total": n_shards} if fingerprint else None
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        info = write_shard(path, (syn.sample(i) for i in range(start, stop)), encoding).to_dict()
+        info = write_shard(path, (syn.sample(i) for i in range(start, stop)), encoding, identity=identity).to_dict()
     except OSError as e:  # a full disk or a vanished mount: name the shard, keep nothing half-written
-        raise ShardError(f"cannot write shard {path}: {e.strerror or e}") from e
+        raise ShardError(storage.redact(f"cannot write shard {path}: {e.strerror or e}")) from None
     stats = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "pid": os.getpid(),
              "rss_mb": _rss_mb()}
     try:
@@ -97,6 +103,7 @@ def render_shard(cfg_dict: dict, pools_box: list, out: str, k: int, n_shards: in
 
         if ray.is_initialized():
             stats["node"] = ray.get_runtime_context().get_node_id()
+            stats["node_ip"] = ray.util.get_node_ip_address()
     except ImportError:  # pragma: no cover - ray is a core dependency
         pass
     return {"entry": info, "index": k, "stats": stats}
@@ -111,72 +118,128 @@ def _rss_mb() -> float | None:
         return None
 
 
-# --- resume --------------------------------------------------------------------------------------
+# --- resume ---------------------------------------------------------------------------------------
 
-def _existing(plan: Plan, fs, root: str, overwrite: bool) -> dict[int, dict]:
-    """Shards already complete in `out` (by manifest, or landed after the driver's last manifest write)."""
+_OWN_TEMP_RE = re.compile(r"^(\.(data-\d{5,}-of-\d{5,}\.arrow|textsynth\.json|state\.json|dataset_info\.json)"
+                          r"\.tmp-[0-9A-Za-z]+|\.textsynth-probe-[0-9a-f]+)$")
+
+
+def is_own_temp(name: str) -> bool:
+    """True for the hidden temp names textsynth itself writes into a dataset folder."""
+    return bool(_OWN_TEMP_RE.match(name))
+
+
+def shard_identity(fs, path: str) -> dict | None:
+    """The b"textsynth.shard" identity in a shard's Arrow schema (None if absent or unreadable)."""
+    import pyarrow as pa
+
+    try:
+        with fs.open_input_stream(path) as f:
+            schema = pa.ipc.open_stream(f).schema
+        return parse_identity(schema, path)
+    except (OSError, pa.ArrowInvalid, ShardSchemaError):
+        return None
+
+
+@dataclass
+class Survey:
+    """What an output folder holds for this plan: shards to keep, files an --overwrite removes."""
+
+    landed: dict[int, dict] = field(default_factory=dict)
+    doomed: list[str] = field(default_factory=list)
+
+
+def survey(plan: Plan, fs, root: str, fingerprint: str, parts: dict, overwrite: bool) -> Survey:
+    """Decide, touching nothing, which shards of `root` this run keeps and what --overwrite would remove.
+
+    A folder with a manifest of another fingerprint is refused (naming what differs) unless --overwrite;
+    a non-empty folder that is not a textsynth dataset is always refused; a shard is adopted only if
+    its schema names this fingerprint and its index.
+    """
+    import pyarrow.fs as pafs
+
+    where = storage.redact(plan.out)
     names = {shard_name(k, plan.num_shards): k for k in range(plan.num_shards)}
-    manifest_path = storage.join(root, MANIFEST_NAME)
-    have_manifest = storage.file_size(fs, manifest_path) is not None
-    landed: dict[int, dict] = {}
-    if have_manifest:
-        manifest = read_manifest(fs, root)
-        mine = plan.identity()
-        theirs = {k: manifest.get(k) for k in mine}
-        if theirs != mine or manifest.get("encoding") != plan.encoding:
+    listing = {i.base_name: i.size for i in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+               if i.type == pafs.FileType.File}
+    out = Survey()
+    manifest = read_manifest(fs, root) if MANIFEST_NAME in listing else None
+    listed: set[str] = set()
+    if manifest is not None:
+        listed = {e["file"] for e in manifest["shards"]}
+        if manifest.get("fingerprint") != fingerprint:
             if not overwrite:
-                diff = [k for k in mine if theirs.get(k) != mine[k]] + (
-                    ["encoding"] if manifest.get("encoding") != plan.encoding else [])
-                raise TextsynthError(
-                    f"{plan.out} holds a dataset made with a different {', '.join(diff)}; "
-                    "use another --out, or --overwrite to replace it")
-            _wipe(fs, root)
-            return {}
-        for e in manifest["shards"]:
-            k = names.get(e["file"])
-            if k is not None and storage.file_size(fs, storage.join(root, e["file"])) == e["bytes"]:
-                landed[k] = e
-    elif overwrite:
-        _wipe(fs, root)
-        return {}
-    # shards renamed into place after the last manifest write (driver killed in between): adopt
-    # them if they read back whole; the content is deterministic, so they equal a fresh render
-    for name, k in names.items():
-        if k in landed:
+                old = {k: manifest.get(k) for k in PARTS}
+                raise TextsynthError(f"{where} holds a dataset made with a different "
+                                     f"{'; '.join(differences(old, parts))}; "
+                                     "use another --out, or --overwrite to replace it")
+            out.doomed = sorted(n for n in listing if n in listed or is_own_temp(n)
+                                or n in (MANIFEST_NAME, DATASET_INFO_NAME, STATE_NAME))
+            return out
+    foreign: list[str] = []
+    for name, size in sorted(listing.items()):
+        if name == LOCK_NAME or is_own_temp(name):
             continue
-        path = storage.join(root, name)
-        if storage.file_size(fs, path) is None:
+        if manifest is not None and name in (MANIFEST_NAME, DATASET_INFO_NAME, STATE_NAME):
             continue
+        k = names.get(name)
+        if k is None:
+            if manifest is None:
+                foreign.append(name)  # a user's file (or a shard of another layout) in a non-dataset folder
+            continue
+        ident = shard_identity(fs, storage.join(root, name))
+        at = storage.redact(storage.join(plan.out, name))
+        if ident is None:
+            if manifest is None:
+                foreign.append(name)
+            elif not overwrite:
+                raise TextsynthError(f"{at} carries no textsynth shard identity (not written by this "
+                                     "textsynth, or corrupt); --overwrite renders it again")
+            continue
+        if ident != {"fingerprint": fingerprint, "index": k, "total": plan.num_shards}:
+            if overwrite:
+                continue  # rendered again: the rename replaces it
+            if ident.get("fingerprint") != fingerprint:
+                what = f"fingerprint {str(ident.get('fingerprint'))[:12]}, this run's {fingerprint[:12]}"
+                raise TextsynthError(f"{at} was written by a run with another recipe, seed or assets "
+                                     f"({what}); use another --out, or --overwrite to render it again")
+            raise TextsynthError(f"{at} holds shard {ident.get('index')} of {ident.get('total')}, "
+                                 f"not {k} of {plan.num_shards} (files swapped?); --overwrite renders it again")
+        start, stop = plan.shard_range(k)
+        entry = next((e for e in manifest["shards"] if e["file"] == name), None) if manifest else None
+        if entry is not None and entry["bytes"] == size and entry["rows"] == stop - start:
+            out.landed[k] = entry
+            continue
+        # landed after the driver's last manifest write (killed in between): adopt it if it reads back whole
         try:
-            reader = ShardReader(path, fs)
+            reader = ShardReader(storage.join(root, name), fs)
             rows = len(reader)
             reader.close()
         except ShardError:
-            continue  # incomplete or corrupt: rendered again (the atomic rename replaces it)
-        start, stop = plan.shard_range(k)
+            continue  # corrupt: rendered again (the atomic rename replaces it)
         if rows == stop - start:
-            landed[k] = {"file": name, "rows": rows, "bytes": storage.file_size(fs, path),
-                         "sha256": sha256_of(fs, path)}
-    return landed
+            out.landed[k] = {"file": name, "rows": rows, "bytes": size, "sha256": sha256_of(fs, storage.join(root, name))}
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise TextsynthError(f"{where} is not empty and is not a textsynth dataset (it holds {shown}); "
+                             "give an empty or new folder")
+    return out
 
 
-def _delete_files(fs, root: str, doomed: Callable[[str], bool]) -> None:
-    import pyarrow.fs as pafs
-
-    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
-        if info.type == pafs.FileType.File and doomed(info.base_name):
-            fs.delete_file(info.path)
-
-
-def _wipe(fs, root: str) -> None:
-    """Everything a dataset folder holds (for --overwrite); other files stay."""
-    _delete_files(fs, root, lambda name: name.startswith(("data-", ".data-")) or name in (
-        MANIFEST_NAME, "dataset_info.json", "state.json"))
+def _delete(fs, root: str, names: list[str]) -> None:
+    for name in names:
+        try:
+            fs.delete_file(storage.join(root, name))
+        except FileNotFoundError:
+            pass
 
 
 def _remove_stale_temps(fs, root: str) -> None:
-    """Temp files of shards whose writer died (a killed worker or driver); one generate per folder."""
-    _delete_files(fs, root, lambda name: name.startswith(".data-") and ".tmp-" in name)
+    """Temp files of shards whose writer died; only called while this run holds the dataset lock."""
+    import pyarrow.fs as pafs
+
+    _delete(fs, root, [i.base_name for i in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+                       if i.type == pafs.FileType.File and is_own_temp(i.base_name)])
 
 
 def _versions() -> dict[str, str]:
@@ -231,70 +294,173 @@ def init_ray(address: str | None, num_cpus: int | None, temp_dir: str | None = N
     return True
 
 
+def resolve_out(out: str) -> tuple[Any, str, str]:
+    """(filesystem, root, target) for --out, resolved once on the driver: `target` is what workers write to
+    (an absolute local path, or the URI); refuses an empty value or a path that is a file."""
+    if not isinstance(out, str) or not out.strip():
+        raise TextsynthError("--out is empty: give a dataset folder or an s3:// URI")
+    try:
+        fs, root = storage.resolve(out)
+    except ValueError as e:
+        raise TextsynthError(storage.redact(str(e))) from None
+    if storage.is_local(fs):
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise TextsynthError(f"--out {root} is a file, not a folder")
+        return fs, root, root
+    return fs, root, out
+
+
+def _make_dir(fs, root: str, where: str) -> None:
+    try:
+        storage.ensure_dir(fs, root)
+    except OSError as e:
+        raise TextsynthError(f"cannot create {where}: {getattr(e, 'strerror', None) or e}") from None
+    if storage.is_local(fs) and not os.access(root, os.W_OK | os.X_OK):
+        raise TextsynthError(f"cannot write to {where}: permission denied")
+
+
+def _probe_visible(root: str) -> None:
+    """On a multi-node cluster, refuse a local --out that some node cannot see: the driver writes a probe
+    file there and a task pinned to each alive node reads it back."""
+    import secrets
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) < 2:
+        return
+    token = secrets.token_hex(8)
+    probe = os.path.join(root, f".textsynth-probe-{token}")
+    with open(probe, "w") as fh:
+        fh.write(token)
+    try:
+        read = ray.remote(num_cpus=0, max_retries=0)(_read_probe)
+        refs = {n["NodeID"]: (n.get("NodeManagerAddress", "?"), read.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(probe))
+            for n in nodes}
+        blind = [f"{ip} ({nid[:12]})" for nid, (ip, ref) in refs.items() if ray.get(ref, timeout=120) != token]
+    finally:
+        os.unlink(probe)
+    if blind:
+        raise TextsynthError(f"--out {root} is a local folder that node(s) {', '.join(blind)} cannot see; on a "
+                             "multi-node cluster give a folder every node mounts at the same path, or s3://...")
+
+
+def _read_probe(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def check_landed(fs, root: str, entry: dict, stats: dict) -> None:
+    """The driver sees the shard a task reports, with the size and sha256 the task wrote."""
+    path = storage.join(root, entry["file"])
+    size = storage.file_size(fs, path)
+    digest = sha256_of(fs, path) if size == entry["bytes"] else None
+    if digest != entry["sha256"]:
+        seen = "missing" if size is None else f"{size} bytes" + (", other sha256" if size == entry["bytes"] else "")
+        raise TextsynthError(storage.redact(
+            f"shard {entry['file']} written by node {stats.get('node_ip', '?')} ({str(stats.get('node', '?'))[:12]}) "
+            f"is not what the driver sees at {path} ({seen}; expected {entry['bytes']} bytes): "
+            "the nodes do not share this output folder"))
+
+
+def task_error(e: BaseException, what: str) -> TextsynthError:
+    """A Ray task failure as one TextsynthError: the task's own exception, without Ray's traceback."""
+    cause = getattr(e, "cause", None)
+    if cause is None and hasattr(e, "as_instanceof_cause"):
+        cause = e.as_instanceof_cause()
+    cause = cause if cause is not None else e
+    if isinstance(cause, TextsynthError):
+        return TextsynthError(storage.redact(str(cause)))
+    msg = str(cause).strip().splitlines()
+    return TextsynthError(storage.redact(f"{what} failed: {type(cause).__name__}: {msg[0] if msg else ''}"))
+
+
 def generate(plan: Plan, *, address: str | None = None, num_cpus: int | None = None, overwrite: bool = False,
              max_in_flight: int | None = None, progress: bool = True, ray_temp_dir: str | None = None,
              on_shard: Callable[[dict], None] | None = None) -> tuple[dict, Report]:
-    """Run (or resume) a generate job; returns the final manifest and a report of this run."""
+    """Run (or resume) a generate job; returns the final manifest and a report of this run.
+
+    Order: resolve --out, load the pools (the recipe and every asset), fingerprint, create and lock
+    the folder, survey it (refusing foreign content), start Ray and check node visibility; only then
+    remove what --overwrite replaces and render.
+    """
     import ray
 
     from .synth import Pools
 
-    fs, root = storage.resolve(plan.out)
-    storage.ensure_dir(fs, root)
-    landed = _existing(plan, fs, root, overwrite)
-    _remove_stale_temps(fs, root)
-    report = Report(skipped=sorted(landed))
-    t0 = time.perf_counter()
-    todo = [k for k in range(plan.num_shards) if k not in landed]
-    extra = {**plan.identity(), "versions": _versions(), "num_shards": plan.num_shards}
-    if todo:
-        started = init_ray(address, num_cpus, ray_temp_dir)
-        try:
-            pools_ref = ray.put(Pools.from_config(plan.cfg))
-            task = ray.remote(max_retries=4)(render_shard)
-            limit = max_in_flight or max(2, int(ray.cluster_resources().get("CPU", 1)) * 2)
-            cfg_dict = plan.cfg.to_dict()
-            pending: dict[Any, int] = {}
-            queue = list(todo)
-            with _progress(progress, plan, landed) as bar:
-                while queue or pending:
-                    while queue and len(pending) < limit:
-                        k = queue.pop(0)
-                        start, stop = plan.shard_range(k)
-                        ref = task.remote(cfg_dict, [pools_ref], plan.out, k, plan.num_shards, start, stop,
-                                          plan.encoding)
-                        pending[ref] = k
-                    done, _ = ray.wait(list(pending), num_returns=1)
-                    for ref in done:
-                        k = pending.pop(ref)
-                        try:
-                            result = ray.get(ref)
-                        except ray.exceptions.RayTaskError as e:
-                            for r in pending:
-                                ray.cancel(r)
-                            cause = e.as_instanceof_cause()
-                            if isinstance(cause, TextsynthError):
-                                raise cause from None
-                            raise TextsynthError(f"shard {k} failed: {cause}") from None
-                        landed[k] = result["entry"]
-                        report.written.append(k)
-                        node = result["stats"].get("node", "local")
-                        report.nodes[node] = report.nodes.get(node, 0) + 1
-                        report.task_cpu_s += result["stats"]["cpu_s"]
-                        if result["stats"].get("rss_mb") is not None:
-                            report.worker_rss_mb.setdefault(result["stats"]["pid"], []).append(
-                                result["stats"]["rss_mb"])
-                        report.samples += result["entry"]["rows"]
-                        write_manifest_atomic(fs, root, build_manifest(
-                            plan.encoding, [landed[i] for i in sorted(landed)], complete=False, **extra))
-                        bar(result["entry"]["rows"])
-                        if on_shard:
-                            on_shard(result)
-        finally:
-            if started:
-                ray.shutdown()
-    manifest = write_dataset_metadata(fs, root, plan.encoding, [landed[k] for k in range(plan.num_shards)],
-                                      complete=True, **extra)
+    fs, root, target = resolve_out(plan.out)
+    where = storage.redact(plan.out)
+    pools = Pools.from_config(plan.cfg)
+    parts = identity_parts(plan.cfg, plan.count, plan.shard_size, plan.encoding)
+    fingerprint = dataset_fingerprint(parts)
+    _make_dir(fs, root, where)
+    with DatasetLock(fs, root) as lock:
+        found = survey(plan, fs, root, fingerprint, parts, overwrite)
+        landed = found.landed
+        report = Report(skipped=sorted(landed))
+        t0 = time.perf_counter()
+        todo = [k for k in range(plan.num_shards) if k not in landed]
+        extra = {**plan.identity(), "versions": _versions(), "num_shards": plan.num_shards,
+                 "fingerprint": fingerprint, "assets": parts["assets"]}
+        if todo:
+            started = init_ray(address, num_cpus, ray_temp_dir)
+            try:
+                if storage.is_local(fs):
+                    _probe_visible(root)
+                _delete(fs, root, found.doomed)
+                _remove_stale_temps(fs, root)
+                pools_ref = ray.put(pools)
+                del pools
+                task = ray.remote(max_retries=4)(render_shard)
+                limit = max_in_flight or max(2, int(ray.cluster_resources().get("CPU", 1)) * 2)
+                cfg_dict = plan.cfg.to_dict()
+                pending: dict[Any, int] = {}
+                queue = list(todo)
+                with _progress(progress, plan, landed) as bar:
+                    while queue or pending:
+                        while queue and len(pending) < limit:
+                            k = queue.pop(0)
+                            start, stop = plan.shard_range(k)
+                            ref = task.remote(cfg_dict, [pools_ref], target, k, plan.num_shards, start, stop,
+                                              plan.encoding, fingerprint)
+                            pending[ref] = k
+                        done, _ = ray.wait(list(pending), num_returns=1)
+                        for ref in done:
+                            k = pending.pop(ref)
+                            try:
+                                result = ray.get(ref)
+                            except (ray.exceptions.RayError, OSError) as e:
+                                for r in pending:
+                                    ray.cancel(r)
+                                raise task_error(e, f"shard {shard_name(k, plan.num_shards)}") from e
+                            check_landed(fs, root, result["entry"], result["stats"])
+                            landed[k] = result["entry"]
+                            report.written.append(k)
+                            node = result["stats"].get("node", "local")
+                            report.nodes[node] = report.nodes.get(node, 0) + 1
+                            report.task_cpu_s += result["stats"]["cpu_s"]
+                            if result["stats"].get("rss_mb") is not None:
+                                report.worker_rss_mb.setdefault(result["stats"]["pid"], []).append(
+                                    result["stats"]["rss_mb"])
+                            report.samples += result["entry"]["rows"]
+                            write_manifest_atomic(fs, root, build_manifest(
+                                plan.encoding, [landed[i] for i in sorted(landed)], complete=False, **extra))
+                            lock.refresh()
+                            bar(result["entry"]["rows"])
+                            if on_shard:
+                                on_shard(result)
+            finally:
+                if started:
+                    ray.shutdown()
+        else:
+            _remove_stale_temps(fs, root)
+        manifest = write_dataset_metadata(fs, root, plan.encoding, [landed[k] for k in range(plan.num_shards)],
+                                          complete=True, **extra)
     report.wall_s = time.perf_counter() - t0
     return manifest, report
 

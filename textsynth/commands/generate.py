@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
+from pyarrow.fs import LocalFileSystem
 
 from .. import recipes
 from ..pipeline import DEFAULT_SHARD_SIZE, Plan, generate
+from ..errors import TextsynthError
 from ..shards.encodings import ENCODINGS
+from ..shards.storage import atomic_write_bytes, redact
 from .options import add, recipe
 
 
@@ -27,14 +31,26 @@ from .options import add, recipe
 def command(out, count, config, pipeline, seed, shard_size, address, num_cpus, encoding, overwrite,
             report_path, quiet) -> None:
     """Generate COUNT samples into OUT; rerunning the same command resumes an interrupted run."""
+    if report_path:
+        check_report_path(report_path)
     cfg = recipes.resolve(config, pipeline, seed)
     plan = Plan(out=out, count=count, cfg=cfg, shard_size=shard_size, encoding=encoding)
     manifest, report = generate(plan, address=address, num_cpus=num_cpus, overwrite=overwrite,
                                 progress=not quiet)
     r = report.to_dict()
     if report_path:
-        with open(report_path, "w", encoding="utf-8") as fh:
-            json.dump(r, fh, indent=2)
-    click.echo(f"{out}: {manifest['rows']} samples in {len(manifest['shards'])} shards "
+        atomic_write_bytes(LocalFileSystem(), os.path.abspath(report_path), json.dumps(r, indent=2).encode())
+    click.echo(f"{redact(out)}: {manifest['rows']} samples in {len(manifest['shards'])} shards "
                f"({len(r['written'])} written now, {len(r['skipped'])} already done) in {r['wall_s']:.1f}s"
                + (f", {r['samples_per_s']} samples/s" if r["samples"] else ""))
+
+
+def check_report_path(path: str) -> None:
+    """--report must be writable before any data is: its folder exists and accepts files."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise TextsynthError(f"--report {path}: folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise TextsynthError(f"--report {path} is a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise TextsynthError(f"--report {path}: folder {folder} is not writable")

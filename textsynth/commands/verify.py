@@ -6,6 +6,7 @@ import numpy as np
 
 from ..invariants import check_sample
 from ..shards.dataset import Dataset, verify_dataset
+from ..shards.storage import redact
 
 
 @click.command("verify")
@@ -25,9 +26,9 @@ def command(root: str, check_rows: int, seed: int) -> int:
             problems += [f"row {i}: {p}" for p in check_sample(ds[i])]
             checked += 1
     for p in problems:
-        click.echo(f"FAIL {p}", err=True)
+        click.echo(f"FAIL {redact(p)}", err=True)
     if problems:
-        click.echo(f"{root}: {len(problems)} problem(s)", err=True)
+        click.echo(f"{redact(root)}: {len(problems)} problem(s)", err=True)
         return 1
-    click.echo(f"{root}: OK (checksums, schema, every image decoded; invariants on {checked} rows)")
+    click.echo(f"{redact(root)}: OK (checksums, schema, every image decoded; invariants on {checked} rows)")
     return 0

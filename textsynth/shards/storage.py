@@ -7,11 +7,25 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import secrets
 import urllib.parse
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+
+
+_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]*)@")
+_SECRET_PARAM_RE = re.compile(
+    r"(?P<name>(?<=[?&])[A-Za-z0-9_.-]*(?:key|secret|token|password|passwd|signature|credential|session)"
+    r"[A-Za-z0-9_.-]*=)(?P<value>[^&#\s'\"]*)", re.IGNORECASE)
+
+
+def redact(text: object) -> str:
+    """`text` with URI userinfo (s3://KEY:SECRET@...) and secret-looking query values replaced by ***."""
+    s = str(text)
+    s = _USERINFO_RE.sub(lambda m: f"{m.group('scheme')}***@", s)
+    return _SECRET_PARAM_RE.sub(lambda m: f"{m.group('name')}***", s)
 
 
 def resolve(path: str, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
@@ -27,7 +41,7 @@ def resolve(path: str, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.
         try:
             return pafs.FileSystem.from_uri(path)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-            raise ValueError(f"cannot resolve filesystem for {path!r}: {exc}") from exc
+            raise ValueError(redact(f"cannot resolve filesystem for {path!r}: {exc}")) from None
     return pafs.LocalFileSystem(), os.path.abspath(path)
 
 
