@@ -4,18 +4,17 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from .. import recipes
 from ..preview import contact_sheet
-from .options import add, recipe
+from .options import add, overrides, recipe, resolve_recipe
 
 
 @click.command("preview")
 @click.option("--count", type=click.IntRange(1, 200), default=8, show_default=True)
 @add(recipe)
-@click.option("--lang", type=click.Choice(["en", "zh", "mixed"]), default=None, help="Override the corpus language.")
+@add(overrides)
 @click.option("--from", "from_dir", default=None, help="Draw random samples of an existing dataset instead.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output PNG.")
-def command(count, config, pipeline, seed, lang, from_dir, out) -> None:
+def command(count, config, pipeline, seed, fonts, backgrounds, corpus, lang, height, sets, from_dir, out) -> None:
     """Render COUNT samples (or pick COUNT random rows of --from DIR) into one PNG contact sheet."""
     if from_dir:
         from ..shards.dataset import Dataset
@@ -28,7 +27,7 @@ def command(count, config, pipeline, seed, lang, from_dir, out) -> None:
     else:
         from ..synth import Synthesizer
 
-        cfg = recipes.resolve(config, pipeline, seed, lang)
+        cfg = resolve_recipe(config, pipeline, seed, fonts, backgrounds, corpus, lang, height, sets)
         syn = Synthesizer(cfg)
         samples = [syn.sample(i) for i in range(count)]
         sheet = contact_sheet(samples, syn.pools.fonts)

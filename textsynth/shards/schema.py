@@ -1,7 +1,9 @@
 """The one Arrow schema of a shard, with the logical layout stored as JSON under b"textsynth".
 
 The b"huggingface" entry declares the same columns as HF `datasets` features, so HF reads the
-shards with exactly the features that dataset_info.json lists. Fields are nullable, as HF declares
+shards with exactly the features that dataset_info.json lists. PNG/JPEG images are stored the way HF
+stores `datasets.Image()` (struct<bytes, path>, path null), so they open as images in HF with no
+cast; raw/LZ4 images are plain binary (HF has no feature that decodes them: see textsynth.hf). Fields are nullable, as HF declares
 them (a differing schema makes HF cast every table on load); readers reject nulls instead.
 """
 from __future__ import annotations
@@ -31,6 +33,9 @@ META_FIELD = pa.field("meta", pa.string())
 COLUMNS: tuple[str, ...] = tuple(f.name for f in SCALAR_FIELDS) + IMAGE_KEYS + (META_FIELD.name,)
 
 _HF_DTYPES = {pa.string(): "string", pa.int32(): "int32", pa.binary(): "binary"}
+# HF's datasets.Image() storage type; used for the image columns of self-describing (png/jpeg) encodings
+IMAGE_STRUCT = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+STRUCT_ENCODINGS = ("png", "jpeg")
 
 
 @dataclass(frozen=True)
@@ -52,15 +57,23 @@ def logical_schema(encoding: str) -> dict[str, Any]:
     }
 
 
-def _fields() -> list[pa.Field]:
-    images = [pa.field(k, pa.binary()) for k in IMAGE_KEYS]
+def image_type(encoding: str) -> pa.DataType:
+    """Arrow type of the image columns: HF's Image struct for png/jpeg, plain binary otherwise."""
+    return IMAGE_STRUCT if check_encoding(encoding) in STRUCT_ENCODINGS else pa.binary()
+
+
+def _fields(encoding: str) -> list[pa.Field]:
+    images = [pa.field(k, image_type(encoding)) for k in IMAGE_KEYS]
     return [*SCALAR_FIELDS, *images, META_FIELD]
 
 
 def hf_features(schema: pa.Schema) -> dict[str, dict[str, str]]:
-    """HF `datasets` features (Value dtypes) for the columns of `schema`, as save_to_disk writes them."""
+    """HF `datasets` features (Value dtypes, Image for HF's image struct) for the columns of `schema`."""
     out = {}
     for f in schema:
+        if f.type == IMAGE_STRUCT:
+            out[f.name] = {"_type": "Image"}
+            continue
         if f.type not in _HF_DTYPES:
             raise ValueError(f"column {f.name!r} has type {f.type} with no HF Value dtype")
         out[f.name] = {"dtype": _HF_DTYPES[f.type], "_type": "Value"}
@@ -69,7 +82,7 @@ def hf_features(schema: pa.Schema) -> dict[str, dict[str, str]]:
 
 def build_schema(encoding: str) -> pa.Schema:
     """The Arrow schema of a shard whose images use `encoding` (ValueError naming an unknown one)."""
-    bare = pa.schema(_fields())
+    bare = pa.schema(_fields(encoding))
     metadata = {
         METADATA_KEY: json.dumps(logical_schema(encoding), sort_keys=True).encode(),
         HF_METADATA_KEY: json.dumps({"info": {"features": hf_features(bare)}}).encode(),
@@ -94,7 +107,8 @@ def parse_schema(schema: pa.Schema, source: str) -> ShardLayout:
     expected = build_schema(encoding)
     got = [(f.name, f.type) for f in schema]
     want = [(f.name, f.type) for f in expected]
-    if got != want:
+    legacy = [(f.name, f.type) for f in _fields("raw")]  # png/jpeg shards written before the Image struct
+    if got != want and not (encoding in STRUCT_ENCODINGS and got == legacy):
         raise ShardSchemaError(f"{source}: columns {got} differ from the expected {want}")
     if meta != logical_schema(encoding):
         raise ShardSchemaError(f"{source}: image layout {images} differs from the expected one for {encoding!r}")
