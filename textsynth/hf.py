@@ -27,6 +27,8 @@ def _payload(value: Any) -> Any:
 def _as_tensor(array: np.ndarray) -> Any:
     import torch
 
+    if not array.flags.writeable:  # lz4/raw decode straight from read-only bytes
+        array = array.copy()
     t = torch.from_numpy(np.ascontiguousarray(array))
     return t.permute(2, 0, 1) if t.ndim == 3 else t.unsqueeze(0)
 
