@@ -11,7 +11,8 @@ from ..srnet_folder import export_srnet
 @click.option("--format", "fmt", type=click.Choice(["srnet", "parquet"]), default="srnet", show_default=True)
 @click.argument("out", type=click.Path(file_okay=False))
 def command(root: str, fmt: str, out: str) -> None:
-    """Write ROOT's samples as i_s/ i_t/ t_sk/ t_t/ t_b/ t_f/ mask_t/ mask_s/ PNGs plus label files in OUT."""
+    """Write ROOT's samples as i_s/ i_t/ t_sk/ t_t/ t_b/ t_f/ mask_t/ mask_s/ PNGs plus label files in OUT
+    (srnet), or as one Parquet file per shard (parquet)."""
     if fmt == "parquet":  # one file per shard, images as PNG in HF's Image struct (textsynth/parquet_export.py)
         from ..parquet_export import export_parquet
 
