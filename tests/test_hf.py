@@ -123,3 +123,22 @@ def test_plain_s3_uri_with_aws_endpoint_url_or_storage_options(s3, samples, monk
     with pytest.raises(ValueError, match="unsupported storage_options key"):
         storage.resolve(uri, storage_options={"endpoint": "x"})
     assert "AWS_ENDPOINT_URL" not in os.environ
+
+
+def test_png_shards_written_before_the_image_struct_still_read(tmp_path, samples):
+    import pyarrow as pa
+
+    from textsynth.shards.reader import ShardReader
+
+    path = tmp_path / "old.arrow"
+    write_shard(str(path), samples[:3], "png")
+    table = pa.ipc.open_stream(str(path)).read_all()
+    cols = [c.combine_chunks().field("bytes") if pa.types.is_struct(c.type) else c.combine_chunks()
+            for c in table.columns]
+    fields = [pa.field(f.name, pa.binary() if pa.types.is_struct(f.type) else f.type) for f in table.schema]
+    old = pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=table.schema.metadata))
+    with pa.ipc.new_stream(str(path), old.schema) as w:
+        w.write_table(old)
+    reader = ShardReader(str(path))
+    assert reader.encoding == "png" and len(reader) == 3
+    assert np.array_equal(reader.decode_image(2, "t_b"), samples[2].images["t_b"])
