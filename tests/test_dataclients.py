@@ -60,9 +60,12 @@ def png_decode(data: bytes, key: str) -> np.ndarray:
 
 
 def test_ray_data_reader_equals_the_shards(ray_cluster, samples, tmp_path):
-    from textsynth.raydata import read_textsynth
+    from textsynth.raydata import datasource_class, read_textsynth
 
     root = write(tmp_path / "ds", samples, "lz4")
+    tasks = datasource_class()(str(root)).get_read_tasks(parallelism=8)  # parallel by shard
+    assert [t.metadata.input_files for t in tasks] == [(str(root / shard_name(k, SHARDS)),) for k in range(SHARDS)]
+    assert [t.metadata.num_rows for t in tasks] == [len(Dataset(root).shard(k)) for k in range(SHARDS)]
     rds = read_textsynth(str(root))
     assert rds.count() == N
     rows = {r["id"]: r for r in rds.take_all()}

@@ -1,7 +1,6 @@
 """Command-line recipe overrides: --set typed by the config schema, the shortcut flags, the manifest record."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

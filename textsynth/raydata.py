@@ -52,7 +52,8 @@ def shard_blocks(path: str, fs: Any, keys: Sequence[str], decode: bool,
             yield batch
 
 
-def _datasource_class():
+def datasource_class():
+    """The `ray.data.Datasource` subclass (built on first use so importing textsynth never imports Ray)."""
     from ray.data.block import BlockAccessor, BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
 
@@ -99,6 +100,6 @@ def read_textsynth(path: str, keys: Sequence[str] = IMAGE_KEYS, decode: bool = T
     """A `ray.data.Dataset` over the dataset at `path`, parallel by shard (extra args go to read_datasource)."""
     import ray.data
 
-    source = _datasource_class()(path, keys, decode, filesystem, storage_options)
+    source = datasource_class()(path, keys, decode, filesystem, storage_options)
     read_args.setdefault("override_num_blocks", len(source._shards))
     return ray.data.read_datasource(source, **read_args)
