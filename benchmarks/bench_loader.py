@@ -4,7 +4,7 @@
     python benchmarks/bench_loader.py --data DIR --workers 0,1,2 --fits resize,auto --out /tmp/bench
 
 Prints one JSON document: per fit mode and worker count, samples/s, MB/s (decoded uint8 image bytes
-delivered as collated batches), CPU-ms/sample (main + worker processes, from /proc), samples per CPU
+delivered as collated batches), CPU-ms/sample (main + worker processes, through psutil), samples per CPU
 second, the same for the PNG folder (export_srnet layout read with cv2.imread, same sampler and
 collate) and the ratios; then a memory check: worker RSS (and its private / anonymous part) at the
 start and end of one DataLoader epoch of >= 100k samples, made by chaining epochs 0, 1, 2, ... of the
@@ -93,7 +93,7 @@ def memory_check(root: str, samples: int, workers: int, batch_size: int, fit: st
     return {
         "how": (f"one DataLoader epoch chaining {sampler.epochs} permutations (epochs 0..{sampler.epochs - 1}) of the "
                 f"{ds.__len__()}-sample dataset: {delivered} samples delivered; memory read from "
-                "/proc/<pid>/smaps_rollup after batch 3, after the first pass over the data, half way, and "
+                "psutil memory maps after batch 3, after the first pass over the data, half way, and "
                 "just before the last batches; RSS includes the shard files' page-cache pages each worker "
                 "has touched through its memory map (shared, bounded by the dataset size)"),
         "samples": delivered, "workers": workers, "fit": fit, "seconds": round(seconds, 2),

@@ -7,4 +7,8 @@ cd "$(dirname "$0")/.."
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
+# the distribution was renamed textsynth -> textsynth-ste (same import name): drop an older install first
+if .venv/bin/pip show -q textsynth >/dev/null 2>&1; then
+    .venv/bin/pip uninstall -q -y textsynth
+fi
 .venv/bin/pip install -q -e '.[train,test]'

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from .config import SynthConfig
 from .errors import ShardError, ShardSchemaError, TextsynthError
 from .fingerprint import PARTS, dataset_fingerprint, differences, identity_parts
+from .procstats import rss_mb
 from .shards import storage
 from .shards.dataset import (DATASET_INFO_NAME, MANIFEST_NAME, STATE_NAME, build_manifest, read_manifest,
                              sha256_of, shard_name, write_dataset_metadata, write_manifest_atomic)
@@ -97,7 +98,7 @@ def render_shard(cfg_dict: dict, pools_box: list, out: str, k: int, n_shards: in
     except OSError as e:  # a full disk or a vanished mount: name the shard, keep nothing half-written
         raise ShardError(storage.redact(f"cannot write shard {path}: {e.strerror or e}")) from None
     stats = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "pid": os.getpid(),
-             "rss_mb": _rss_mb()}
+             "rss_mb": rss_mb()}
     try:
         import ray
 
@@ -107,15 +108,6 @@ def render_shard(cfg_dict: dict, pools_box: list, out: str, k: int, n_shards: in
     except ImportError:  # pragma: no cover - ray is a core dependency
         pass
     return {"entry": info, "index": k, "stats": stats}
-
-
-def _rss_mb() -> float | None:
-    """This process's resident memory, MiB (Linux /proc; None elsewhere)."""
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 # --- resume ---------------------------------------------------------------------------------------
@@ -270,7 +262,7 @@ class Report:
         rss = {str(pid): {"first": round(v[0], 1), "last": round(v[-1], 1), "shards": len(v)}
                for pid, v in self.worker_rss_mb.items() if v}
         return {"written": sorted(self.written), "skipped": sorted(self.skipped), "nodes": self.nodes,
-                "worker_rss_mb": rss, "driver_rss_mb": round(_rss_mb() or 0.0, 1),
+                "worker_rss_mb": rss, "driver_rss_mb": round(rss_mb() or 0.0, 1),
                 "wall_s": round(self.wall_s, 3), "task_cpu_s": round(self.task_cpu_s, 3), "samples": self.samples,
                 "samples_per_s": round(self.samples / self.wall_s, 1) if self.wall_s else None}
 

@@ -3,7 +3,7 @@
 For each worker count: samples/s and MB/s (decoded uint8 image bytes delivered as collated batches)
 over wall time, and CPU-ms per sample = CPU time (user + system) of the main process and of every
 DataLoader worker process over the measured batches, divided by the samples delivered. Worker CPU
-comes from /proc/<pid>/stat (persistent workers are never reaped, so getrusage(RUSAGE_CHILDREN)
+comes from psutil per worker PID (persistent workers are never reaped, so getrusage(RUSAGE_CHILDREN)
 would miss them). The PNG baseline exports the same samples to an SRNet-Datagen folder once and
 reads them with cv2.imread, through the same sampler and the same collate.
 """
@@ -22,37 +22,8 @@ from typing import Any, Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
+from textsynth.procstats import proc_cpu_seconds, proc_memory  # noqa: F401 (re-exported for benchmarks)
 from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS
-
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of process `pid` (all its threads) from /proc/<pid>/stat; 0.0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode("ascii", "replace")
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": field 3 (state) is fields[0]
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
-
-
-def proc_memory(pid: int) -> dict[str, int]:
-    """RSS and its private/shared split in bytes, from /proc/<pid>/smaps_rollup (or status)."""
-    out: dict[str, int] = {}
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3 and parts[-1] == "kB":
-                    out[parts[0].rstrip(":")] = int(parts[1]) * 1024
-    except OSError:
-        pass
-    keep = {"Rss": "rss", "Pss": "pss", "Private_Clean": "private_clean", "Private_Dirty": "private_dirty",
-            "Shared_Clean": "shared_clean", "Shared_Dirty": "shared_dirty", "Anonymous": "anonymous"}
-    return {new: out[old] for old, new in keep.items() if old in out}
-
 
 def loader_worker_pids(iterator: Any) -> list[int]:
     """PIDs of a DataLoader iterator's worker processes (empty for num_workers=0)."""

@@ -1,1 +1,1 @@
-"""Click commands, one module each; cli.py registers them."""
+"""Click commands, one module each; textsynth/cli.py registers them."""

@@ -7,18 +7,18 @@ import os
 import click
 from pyarrow.fs import LocalFileSystem
 
-from .. import recipes
 from ..pipeline import DEFAULT_SHARD_SIZE, Plan, generate
 from ..errors import TextsynthError
 from ..shards.encodings import ENCODINGS
 from ..shards.storage import atomic_write_bytes, redact
-from .options import add, recipe
+from .options import add, overrides, recipe, resolve_recipe
 
 
 @click.command("generate")
 @click.option("--out", required=True, help="Dataset folder: a local path or s3://bucket/prefix?endpoint_override=...")
 @click.option("--count", type=click.IntRange(min=1), required=True, help="Number of samples.")
 @add(recipe)
+@add(overrides)
 @click.option("--shard-size", type=click.IntRange(min=1), default=DEFAULT_SHARD_SIZE, show_default=True)
 @click.option("--address", default=None, envvar="RAY_ADDRESS",
               help="Join this Ray cluster (host:port or ray://...); default: start a private local one.")
@@ -28,12 +28,12 @@ from .options import add, recipe
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Write this run's report (shards written/skipped, nodes, timings) as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(out, count, config, pipeline, seed, shard_size, address, num_cpus, encoding, overwrite,
-            report_path, quiet) -> None:
+def command(out, count, config, pipeline, seed, fonts, backgrounds, corpus, lang, height, sets, shard_size,
+            address, num_cpus, encoding, overwrite, report_path, quiet) -> None:
     """Generate COUNT samples into OUT; rerunning the same command resumes an interrupted run."""
     if report_path:
         check_report_path(report_path)
-    cfg = recipes.resolve(config, pipeline, seed)
+    cfg = resolve_recipe(config, pipeline, seed, fonts, backgrounds, corpus, lang, height, sets)
     plan = Plan(out=out, count=count, cfg=cfg, shard_size=shard_size, encoding=encoding)
     manifest, report = generate(plan, address=address, num_cpus=num_cpus, overwrite=overwrite,
                                 progress=not quiet)

@@ -4,19 +4,19 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from .. import recipes
 from ..preview import contact_sheet
-from .options import add, recipe
+from .options import add, overrides, recipe, resolve_recipe
 
 
 @click.command("preview")
 @click.option("--count", type=click.IntRange(1, 200), default=8, show_default=True)
 @add(recipe)
-@click.option("--lang", type=click.Choice(["en", "zh", "mixed"]), default=None, help="Override the corpus language.")
+@add(overrides)
 @click.option("--from", "from_dir", default=None, help="Draw random samples of an existing dataset instead.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output PNG.")
 @click.option("--allow-partial", is_flag=True, help="Read an incomplete or inconsistent dataset's usable shards (warns).")
-def command(count, config, pipeline, seed, lang, from_dir, out, allow_partial) -> None:
+def command(count, config, pipeline, seed, fonts, backgrounds, corpus, lang, height, sets, from_dir, out,
+            allow_partial) -> None:
     """Render COUNT samples (or pick COUNT random rows of --from DIR) into one PNG contact sheet."""
     if from_dir:
         from ..shards.dataset import Dataset
@@ -29,7 +29,7 @@ def command(count, config, pipeline, seed, lang, from_dir, out, allow_partial) -
     else:
         from ..synth import Synthesizer
 
-        cfg = recipes.resolve(config, pipeline, seed, lang)
+        cfg = resolve_recipe(config, pipeline, seed, fonts, backgrounds, corpus, lang, height, sets)
         syn = Synthesizer(cfg)
         samples = [syn.sample(i) for i in range(count)]
         sheet = contact_sheet(samples, syn.pools.fonts)

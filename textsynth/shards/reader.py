@@ -65,6 +65,13 @@ class _Opened:
     checked: np.ndarray  # rows whose checksum this mapping has verified
 
 
+def _payload(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The bytes of an image column: the `bytes` child of HF's Image struct (png/jpeg), else the column."""
+    if not pa.types.is_struct(column.type):
+        return column
+    return pa.chunked_array([chunk.field("bytes") for chunk in column.chunks], pa.binary())
+
+
 def _column_spans(column: pa.ChunkedArray, base: np.ndarray, base_addr: int) -> _Spans:
     """Index a binary/string column as (start, end) offsets into `base`, zero-copy when possible."""
     starts, ends, inside = [], [], True
@@ -139,7 +146,8 @@ class ShardReader:
             table.validate(full=True)
         except _ARROW_ERRORS as exc:
             raise self._corrupt(f"invalid Arrow data: {exc}") from exc
-        nulls = [name for name in table.column_names if table.column(name).null_count]
+        columns = {name: _payload(table.column(name)) for name in table.column_names}
+        nulls = [name for name, col in columns.items() if col.null_count]
         if nulls:
             raise self._corrupt(f"null values in column(s) {', '.join(nulls)}")
         heights = table.column("height").to_numpy().astype(np.int32, copy=False)
@@ -149,7 +157,7 @@ class ShardReader:
         heights.setflags(write=False)
         widths.setflags(write=False)
         base = np.frombuffer(buf, dtype=np.uint8)
-        spans = {name: _column_spans(table.column(name), base, buf.address) for name in _SPAN_COLUMNS}
+        spans = {name: _column_spans(columns[name], base, buf.address) for name in _SPAN_COLUMNS}
         checksums = None
         if layout.checksums:
             checksums = table.column(CHECKSUM_COLUMN).to_numpy().astype(np.uint64, copy=False)

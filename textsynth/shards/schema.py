@@ -5,7 +5,9 @@ shard's identity (dataset fingerprint, index, total) as JSON under b"textsynth.s
 shards (no checksum column) are still read, with a warning, as unverifiable.
 
 The b"huggingface" entry declares the same columns as HF `datasets` features, so HF reads the
-shards with exactly the features that dataset_info.json lists. Fields are nullable, as HF declares
+shards with exactly the features that dataset_info.json lists. PNG/JPEG images are stored the way HF
+stores `datasets.Image()` (struct<bytes, path>, path null), so they open as images in HF with no
+cast; raw/LZ4 images are plain binary (HF has no feature that decodes them: see textsynth.hf). Fields are nullable, as HF declares
 them (a differing schema makes HF cast every table on load); readers reject nulls instead.
 """
 from __future__ import annotations
@@ -40,6 +42,9 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in SCALAR_FIELDS) + IMAGE_KEYS + (
 
 _HF_DTYPES = {pa.string(): "string", pa.int32(): "int32", pa.binary(): "binary", pa.uint64(): "uint64"}
 _IDENTITY_KEYS = {"fingerprint": str, "index": int, "total": int}
+# HF's datasets.Image() storage type; used for the image columns of self-describing (png/jpeg) encodings
+IMAGE_STRUCT = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+STRUCT_ENCODINGS = ("png", "jpeg")
 
 
 @dataclass(frozen=True)
@@ -85,15 +90,23 @@ def logical_schema(encoding: str, version: int = FORMAT_VERSION) -> dict[str, An
     }
 
 
-def _fields(version: int = FORMAT_VERSION) -> list[pa.Field]:
-    images = [pa.field(k, pa.binary()) for k in IMAGE_KEYS]
+def image_type(encoding: str) -> pa.DataType:
+    """Arrow type of the image columns: HF's Image struct for png/jpeg, plain binary otherwise."""
+    return IMAGE_STRUCT if check_encoding(encoding) in STRUCT_ENCODINGS else pa.binary()
+
+
+def _fields(encoding: str, version: int = FORMAT_VERSION) -> list[pa.Field]:
+    images = [pa.field(k, image_type(encoding)) for k in IMAGE_KEYS]
     return [*SCALAR_FIELDS, *images, META_FIELD] + ([CHECKSUM_FIELD] if version >= 2 else [])
 
 
 def hf_features(schema: pa.Schema) -> dict[str, dict[str, str]]:
-    """HF `datasets` features (Value dtypes) for the columns of `schema`, as save_to_disk writes them."""
+    """HF `datasets` features (Value dtypes, Image for HF's image struct) for the columns of `schema`."""
     out = {}
     for f in schema:
+        if f.type == IMAGE_STRUCT:
+            out[f.name] = {"_type": "Image"}
+            continue
         if f.type not in _HF_DTYPES:
             raise ValueError(f"column {f.name!r} has type {f.type} with no HF Value dtype")
         out[f.name] = {"dtype": _HF_DTYPES[f.type], "_type": "Value"}
@@ -104,7 +117,7 @@ def build_schema(encoding: str, identity: dict[str, Any] | None = None,
                  version: int = FORMAT_VERSION) -> pa.Schema:
     """The Arrow schema of a shard whose images use `encoding` (ValueError naming an unknown one),
     with the shard's identity under b"textsynth.shard" when given. `version` 1 is for tests of old shards."""
-    bare = pa.schema(_fields(version))
+    bare = pa.schema(_fields(encoding, version))
     metadata = {
         METADATA_KEY: json.dumps(logical_schema(encoding, version), sort_keys=True).encode(),
         HF_METADATA_KEY: json.dumps({"info": {"features": hf_features(bare)}}).encode(),
@@ -143,7 +156,8 @@ def parse_schema(schema: pa.Schema, source: str) -> ShardLayout:
     expected = build_schema(encoding, version=version)
     got = [(f.name, f.type) for f in schema]
     want = [(f.name, f.type) for f in expected]
-    if got != want:
+    legacy = [(f.name, f.type) for f in _fields("raw", version)]  # png/jpeg shards written before the Image struct
+    if got != want and not (encoding in STRUCT_ENCODINGS and got == legacy):
         raise ShardSchemaError(f"{source}: columns {got} differ from the expected {want}")
     if meta != logical_schema(encoding, version):
         raise ShardSchemaError(f"{source}: image layout {images} differs from the expected one for {encoding!r}")

@@ -28,8 +28,42 @@ def redact(text: object) -> str:
     return _SECRET_PARAM_RE.sub(lambda m: f"{m.group('name')}***", s)
 
 
-def resolve(path: str, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path) for a local path, a URI such as s3://bucket/key, or an explicit filesystem."""
+def s3_from_storage_options(uri: str, options: dict) -> tuple[pafs.FileSystem, str]:
+    """(S3FileSystem, bucket/key) for `s3://bucket/key` and fsspec/s3fs-style `storage_options`.
+
+    Understood keys: key, secret, token, endpoint_url, region and client_kwargs.{endpoint_url,
+    region_name}; anything missing falls back to the AWS_* variables, as in HF `datasets`.
+    """
+    u = urllib.parse.urlsplit(uri)
+    if u.scheme not in ("s3", "s3a"):
+        raise ValueError(f"storage_options are supported for s3:// URIs only, got {uri!r}")
+    known = {"key", "secret", "token", "endpoint_url", "region", "client_kwargs", "anon"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unsupported storage_options key(s) {unknown} (supported: {sorted(known)})")
+    client = options.get("client_kwargs") or {}
+    kwargs: dict = {}
+    endpoint = options.get("endpoint_url") or client.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        e = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        kwargs.update(endpoint_override=e.netloc, scheme=e.scheme)
+    region = options.get("region") or client.get("region_name")
+    if region:
+        kwargs["region"] = region
+    if options.get("key"):
+        kwargs.update(access_key=options["key"], secret_key=options.get("secret"), session_token=options.get("token"))
+    if options.get("anon"):
+        kwargs["anonymous"] = True
+    return pafs.S3FileSystem(**kwargs), (u.netloc + u.path).rstrip("/")
+
+
+def resolve(path: str, filesystem: pafs.FileSystem | None = None,
+            storage_options: dict | None = None) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path) for a local path, a URI such as s3://bucket/key, or an explicit filesystem.
+
+    Plain s3:// URIs take endpoint and credentials from AWS_* variables (AWS_ENDPOINT_URL included),
+    `storage_options` as HF `datasets`/fsspec spell them, or a `?endpoint_override=` query.
+    """
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise ValueError(f"path must be a non-empty string or os.PathLike, got {path!r}")
     path = os.fspath(path)
@@ -37,6 +71,8 @@ def resolve(path: str, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.
         if not isinstance(filesystem, pafs.FileSystem):
             raise ValueError(f"filesystem must be a pyarrow.fs.FileSystem, got {type(filesystem).__name__}")
         return filesystem, path
+    if storage_options:
+        return s3_from_storage_options(path, storage_options)
     if "://" in path:
         try:
             return pafs.FileSystem.from_uri(path)

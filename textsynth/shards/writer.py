@@ -119,6 +119,14 @@ def validate_sample(sample: Sample) -> tuple[str, int, int]:
     return sid, height, width
 
 
+def _column(values: list[Any], type_: pa.DataType) -> pa.Array:
+    """One column of a batch; image bytes go into HF's Image struct (path null) where the schema says so."""
+    if pa.types.is_struct(type_):
+        return pa.StructArray.from_arrays([pa.array(values, pa.binary()), pa.nulls(len(values), pa.string())],
+                                          fields=list(type_))
+    return pa.array(values, type=type_)
+
+
 class ShardWriter:
     """Write Samples to one Arrow IPC stream shard: `write(sample)` each, then `close()` -> ShardInfo.
 
@@ -202,7 +210,7 @@ class ShardWriter:
     def _flush_batch(self) -> None:
         if not self._pending["id"]:
             return
-        columns = [pa.array(self._pending[f.name], type=f.type) for f in self.schema]
+        columns = [_column(self._pending[f.name], f.type) for f in self.schema]
         batch = pa.RecordBatch.from_arrays(columns, schema=self.schema)
         self._stream().write_batch(batch)
         self._pending = {name: [] for name in self.schema.names}
