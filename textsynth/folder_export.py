@@ -142,6 +142,8 @@ def export_shard(task: _Task) -> list[list[str]]:
 
     fs, root = storage.resolve(task.root)
     path = storage.join(root, task.file)
+    if storage.file_size(fs, path) is None:
+        raise SrnetFolderError(f"{path}: shard file is missing (listed in the manifest)")
     reader = ShardReader(path, fs)
     staging = Path(task.staging)
     rows: list[list[str]] = []

@@ -38,6 +38,10 @@ META_FILE = "meta.jsonl"
 TXT_DIR = "txt"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 PNG_LEVEL = 3
+try:  # a broken file is reported once, by our error naming it, not also by OpenCV's stderr log
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+except AttributeError:
+    pass
 
 
 def natural_key(name: str) -> list[Any]:

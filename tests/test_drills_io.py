@@ -1,0 +1,152 @@
+"""Issue-8 drills for import/export and text hygiene: each reproduces a reported problem on real files."""
+from __future__ import annotations
+
+import os
+import tracemalloc
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from textsynth.config import CorpusConfig
+from textsynth.corpus import read_lines
+from textsynth.errors import CorpusError, SrnetFolderError
+from textsynth.folder_import import import_folder
+from textsynth.shards.dataset import Dataset, read_manifest, verify_dataset
+from textsynth.srnet_folder import import_srnet, read_image
+
+from .io_helpers import FIXTURE, cli, small_dataset, srnet_copy, tree
+
+
+# --- data lost -----------------------------------------------------------------------------------
+
+def test_import_into_existing_dataset_is_refused_without_overwrite(tmp_path):
+    src, ds = srnet_copy(tmp_path / "src"), tmp_path / "ds"
+    cli("import", src, ds, "--shard-size", "4", "--workers", "1", check=True)
+    before = tree(ds)
+    proc = cli("import", src, ds, "--shard-size", "8", "--workers", "1")
+    assert proc.returncode != 0
+    assert proc.stderr.strip().count("\n") == 0 and "--overwrite" in proc.stderr
+    assert tree(ds) == before  # nothing written, nothing removed
+
+
+def test_import_overwrite_removes_only_the_old_datasets_files(tmp_path):
+    src, ds = srnet_copy(tmp_path / "src"), tmp_path / "ds"
+    cli("import", src, ds, "--shard-size", "3", "--workers", "1", check=True)  # 3 shards
+    (ds / "notes.txt").write_text("mine")
+    (ds / "data-results.csv").write_text("also mine")
+    cli("import", src, ds, "--shard-size", "8", "--workers", "1", "--overwrite", check=True)
+    assert sorted(os.listdir(ds)) == ["data-00000-of-00001.arrow", "data-results.csv", "dataset_info.json",
+                                      "notes.txt", "state.json", "textsynth.json"]
+    assert verify_dataset(str(ds)) == [] and len(Dataset(ds)) == 8
+
+
+def test_import_into_a_non_dataset_folder_is_refused(tmp_path):
+    src, ds = srnet_copy(tmp_path / "src"), tmp_path / "ds"
+    ds.mkdir()
+    (ds / "state.json").write_text("user file")
+    proc = cli("import", src, ds, "--overwrite", "--workers", "1")
+    assert proc.returncode != 0 and "not a textsynth dataset" in proc.stderr
+    assert tree(ds) == {"state.json": b"user file"}
+
+
+def test_export_into_a_non_empty_folder_is_refused(tmp_path):
+    ds = small_dataset(tmp_path / "ds", n=6, shards=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "i_s.txt").write_text("my labels")
+    (out / "meta.jsonl").write_text("{}")
+    for flags in ([], ["--overwrite"]):
+        proc = cli("export", ds, out, "--workers", "1", *flags)
+        assert proc.returncode != 0 and proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1
+        assert tree(out) == {"i_s.txt": b"my labels", "meta.jsonl": b"{}"}
+    assert sorted(os.listdir(tmp_path)) == ["ds", "out"]  # no staging left either
+
+
+def test_export_overwrite_replaces_only_the_previous_export(tmp_path):
+    ds = small_dataset(tmp_path / "ds", n=8, shards=2)
+    out = tmp_path / "out"
+    cli("export", ds, out, "--workers", "1", check=True)
+    (out / "README.user").write_text("keep me")
+    assert cli("export", ds, out, "--workers", "1").returncode != 0  # refused without --overwrite
+    cli("export", ds, out, "--workers", "1", "--limit", "5", "--overwrite", check=True)
+    assert (out / "README.user").read_text() == "keep me"
+    assert sorted(os.listdir(out / "i_s")) == [f"{i:03d}.png" for i in range(5)]
+    assert len((out / "i_t.txt").read_text().splitlines()) == 5
+    assert sorted(os.listdir(tmp_path)) == ["ds", "out"]
+
+
+def test_failed_export_leaves_nothing_behind(tmp_path):
+    ds = small_dataset(tmp_path / "ds", n=9, shards=3)
+    os.unlink(ds / "data-00002-of-00003.arrow")  # shards 0 and 1 export, then this one fails
+    out = tmp_path / "out"
+    proc = cli("export", ds, out, "--workers", "1")
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "data-00002-of-00003.arrow" in proc.stderr
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["ds"]
+
+
+# --- import hygiene ------------------------------------------------------------------------------
+
+def test_import_refuses_a_sample_missing_from_i_s(tmp_path):
+    src = srnet_copy(tmp_path / "src")
+    os.unlink(src / "i_s" / "005.png")  # still in the six other folders: was dropped silently
+    with pytest.raises(SrnetFolderError, match=r"i_s/005\.png: missing"):
+        import_srnet(src)
+
+
+def test_import_refuses_a_label_file_of_the_wrong_length(tmp_path):
+    src = srnet_copy(tmp_path / "src")
+    (src / "i_s.txt").write_text("".join(f"{i:03d}.png w{i}\n" for i in range(8)))
+    (src / "i_t.txt").write_text("".join(f"{i:03d}.png w{i}\n" for i in range(6)))  # 2 lines short
+    proc = cli("import", src, tmp_path / "ds", "--workers", "1")
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1
+    assert "i_t.txt: 6 lines for 8 samples" in proc.stderr and "006.png, 007.png" in proc.stderr
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_import_of_a_broken_png_is_one_line_naming_it(tmp_path, damage):
+    src = srnet_copy(tmp_path / "src")
+    bad = src / "t_t" / "003.png"
+    bad.write_bytes(b"" if damage == "empty" else bad.read_bytes()[:60])
+    proc = cli("import", src, tmp_path / "ds", "--workers", "1")
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: ") and f"{bad}" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "ds" / "textsynth.json").exists()
+
+
+def test_import_streams_with_bounded_memory(tmp_path):
+    """Peak Python-heap memory of an import of 64 samples stays well under what all of them decoded take."""
+    src = srnet_copy(tmp_path / "src", copies=8)
+    decoded = sum(read_image(p, key).nbytes for key in ("i_s", "i_t", "t_sk", "t_t", "t_b", "t_f", "mask_t")
+                  for p in (src / key).iterdir())
+    tracemalloc.start()
+    try:
+        import_folder(str(src), str(tmp_path / "ds"), shard_size=8, encoding="lz4", workers=1, progress=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(Dataset(tmp_path / "ds")) == 64
+    assert peak < decoded / 3, (peak, decoded)
+
+
+# --- corpus hygiene ------------------------------------------------------------------------------
+
+def _corpus(tmp_path: Path, data: bytes) -> list[str]:
+    path = tmp_path / "words.txt"
+    path.write_bytes(data)
+    cfg = CorpusConfig()
+    return read_lines(path, cfg.min_len, cfg.max_len, None)
+
+
+def test_corpus_lines_are_nfc_and_bom_free(tmp_path):
+    decomposed = unicodedata.normalize("NFD", "café")
+    words = _corpus(tmp_path, ("\ufeff" + "hello\r\n" + decomposed + "\n").encode())
+    assert words == ["hello", "café"] and all(unicodedata.is_normalized("NFC", w) for w in words)
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x85", "\x0c"])
+def test_corpus_control_characters_are_refused_with_the_line(tmp_path, char):
+    with pytest.raises(CorpusError, match=r"words\.txt:3: control character U\+00"):
+        _corpus(tmp_path, f"one\ntwo\nth{char}ree\n".encode())
