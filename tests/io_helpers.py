@@ -14,10 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "srnet-datagen-sample"
 
 
-def cli(*args: str, env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict | None = None, check: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `textsynth ARGS` in a fresh interpreter, as a user would; stdout/stderr captured as text."""
     proc = subprocess.run([sys.executable, "-c", "from cli import main; main()", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300)
+                          capture_output=True, text=True, cwd=cwd or ROOT, env={**os.environ, **(env or {})},
+                          timeout=300)
     if check and proc.returncode:
         raise AssertionError(f"textsynth {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc

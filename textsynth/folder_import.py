@@ -72,6 +72,13 @@ def _listing(fs: pafs.FileSystem, root: str) -> list[str]:
     return [i.base_name for i in infos]
 
 
+def _remove_tree(fs: pafs.FileSystem, path: str) -> None:
+    try:
+        fs.delete_dir(path)
+    except FileNotFoundError:
+        pass
+
+
 def _job_identity(src: str, folder: SrnetFolder, shard_size: int, encoding: str) -> str:
     sizes = []
     for name in folder.names:
@@ -121,8 +128,7 @@ def import_folder(src: str, root: str, *, shard_size: int = 1000, encoding: str 
     job = _read_json(fs, storage.join(staging, _JOB))
     old = _old_dataset(fs, out, overwrite, job)
     if not isinstance(job, dict) or job.get("identity") != identity:
-        if job is not None or _listing(fs, staging):
-            fs.delete_dir(staging)  # another job's staging: entirely ours, start over
+        _remove_tree(fs, staging)  # another job's staging (entirely ours) or none: start over
         job = {"identity": identity, "old_files": None}
         storage.atomic_write_bytes(fs, storage.join(staging, _JOB), json.dumps(job).encode())
     n = len(folder.names)
@@ -166,4 +172,4 @@ def _commit(fs: pafs.FileSystem, out: str, staging: str, job: dict, old: list[st
     if storage.is_local(fs):
         storage.fsync_dir(out)
     write_dataset_metadata(fs, out, encoding, infos, complete=True, source={"srnet_folder": os.path.abspath(src)})
-    fs.delete_dir(staging)
+    _remove_tree(fs, staging)
