@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Any, Iterable, Iterator, Mapping, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Union
 
 import numpy as np
 import pyarrow as pa
@@ -218,8 +218,12 @@ def verify_shard(fs: pafs.FileSystem | None, path: str, expected: Mapping[str, A
     return problems
 
 
-def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None) -> list[str]:
-    """Problems with a whole dataset folder: manifest, HF state.json agreement, and verify_shard of each shard."""
+def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None,
+                   on_shard: Callable[[int], None] | None = None) -> list[str]:
+    """Problems with a whole dataset folder: manifest, HF state.json agreement, and verify_shard of each shard.
+
+    `on_shard(rows)` is called after each shard is checked (progress bars)."""
+    on_shard = on_shard or (lambda rows: None)
     fs, root = storage.resolve(root, filesystem)
     try:
         manifest = read_manifest(fs, root)
@@ -233,6 +237,7 @@ def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None) -> list
                         "(rerun the same generate command to finish it)")
         for e in manifest["shards"]:
             problems += verify_shard(fs, storage.join(root, e["file"]), {**e, "encoding": manifest["encoding"]})
+            on_shard(e["rows"])
         return problems
     state_path = storage.join(root, STATE_NAME)
     try:
@@ -246,6 +251,7 @@ def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None) -> list
         problems.append(f"{storage.join(root, DATASET_INFO_NAME)}: missing")
     for e in manifest["shards"]:
         problems += verify_shard(fs, storage.join(root, e["file"]), {**e, "encoding": manifest["encoding"]})
+        on_shard(e["rows"])
     return problems
 
 
