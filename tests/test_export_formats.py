@@ -208,3 +208,19 @@ def test_progress_only_on_a_terminal(dataset, tmp_path):
     os.close(master)
     shown = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0 and "verify" in shown and "12/12" in shown
+
+
+def test_readme_snippet_runs(dataset, tmp_path):
+    """The README's SRNet / MOSTEL snippet, run as written (data/demo and out/ pointed at temp folders)."""
+    import shlex
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("### SRNet / MOSTEL codebases", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for line in block.strip().splitlines()]
+    assert len(commands) == 3 and all(c.startswith("textsynth export data/demo out/") for c in commands)
+    for c in commands:
+        args = [a.replace("data/demo", str(dataset)).replace("out/", f"{tmp_path}/") for a in shlex.split(c)[1:]]
+        cli(*args, "--workers", "2", check=True)
+    assert len(mostel_read(tmp_path / "srnet")) == 12
+    assert len(port_predict_read(tmp_path / "predict")) == 12
+    assert len(port_train_read(tmp_path / "glyph")) == 12
