@@ -12,7 +12,6 @@ import pytest
 from textsynth.config import CorpusConfig
 from textsynth.corpus import read_lines
 from textsynth.errors import CorpusError, SrnetFolderError
-from textsynth.folder_import import import_folder
 from textsynth.shards.dataset import Dataset, read_manifest, verify_dataset
 from textsynth.srnet_folder import import_srnet, read_image
 
@@ -23,9 +22,9 @@ from .io_helpers import FIXTURE, cli, small_dataset, srnet_copy, tree
 
 def test_import_into_existing_dataset_is_refused_without_overwrite(tmp_path):
     src, ds = srnet_copy(tmp_path / "src"), tmp_path / "ds"
-    cli("import", src, ds, "--shard-size", "4", "--workers", "1", check=True)
+    cli("import", src, ds, "--shard-size", "4", check=True)
     before = tree(ds)
-    proc = cli("import", src, ds, "--shard-size", "8", "--workers", "1")
+    proc = cli("import", src, ds, "--shard-size", "8")
     assert proc.returncode != 0
     assert proc.stderr.strip().count("\n") == 0 and "--overwrite" in proc.stderr
     assert tree(ds) == before  # nothing written, nothing removed
@@ -33,10 +32,10 @@ def test_import_into_existing_dataset_is_refused_without_overwrite(tmp_path):
 
 def test_import_overwrite_removes_only_the_old_datasets_files(tmp_path):
     src, ds = srnet_copy(tmp_path / "src"), tmp_path / "ds"
-    cli("import", src, ds, "--shard-size", "3", "--workers", "1", check=True)  # 3 shards
+    cli("import", src, ds, "--shard-size", "3", check=True)  # 3 shards
     (ds / "notes.txt").write_text("mine")
     (ds / "data-results.csv").write_text("also mine")
-    cli("import", src, ds, "--shard-size", "8", "--workers", "1", "--overwrite", check=True)
+    cli("import", src, ds, "--shard-size", "8", "--overwrite", check=True)
     assert sorted(os.listdir(ds)) == ["data-00000-of-00001.arrow", "data-results.csv", "dataset_info.json",
                                       "notes.txt", "state.json", "textsynth.json"]
     assert verify_dataset(str(ds)) == [] and len(Dataset(ds)) == 8
@@ -46,7 +45,7 @@ def test_import_into_a_non_dataset_folder_is_refused(tmp_path):
     src, ds = srnet_copy(tmp_path / "src"), tmp_path / "ds"
     ds.mkdir()
     (ds / "state.json").write_text("user file")
-    proc = cli("import", src, ds, "--overwrite", "--workers", "1")
+    proc = cli("import", src, ds, "--overwrite")
     assert proc.returncode != 0 and "not a textsynth dataset" in proc.stderr
     assert tree(ds) == {"state.json": b"user file"}
 
@@ -58,7 +57,7 @@ def test_export_into_a_non_empty_folder_is_refused(tmp_path):
     (out / "i_s.txt").write_text("my labels")
     (out / "meta.jsonl").write_text("{}")
     for flags in ([], ["--overwrite"]):
-        proc = cli("export", ds, out, "--workers", "1", *flags)
+        proc = cli("export", ds, out, *flags)
         assert proc.returncode != 0 and proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1
         assert tree(out) == {"i_s.txt": b"my labels", "meta.jsonl": b"{}"}
     assert sorted(os.listdir(tmp_path)) == ["ds", "out"]  # no staging left either
@@ -67,10 +66,10 @@ def test_export_into_a_non_empty_folder_is_refused(tmp_path):
 def test_export_overwrite_replaces_only_the_previous_export(tmp_path):
     ds = small_dataset(tmp_path / "ds", n=8, shards=2)
     out = tmp_path / "out"
-    cli("export", ds, out, "--workers", "1", check=True)
+    cli("export", ds, out, check=True)
     (out / "README.user").write_text("keep me")
-    assert cli("export", ds, out, "--workers", "1").returncode != 0  # refused without --overwrite
-    cli("export", ds, out, "--workers", "1", "--limit", "5", "--overwrite", check=True)
+    assert cli("export", ds, out).returncode != 0  # refused without --overwrite
+    cli("export", ds, out, "--limit", "5", "--overwrite", check=True)
     assert (out / "README.user").read_text() == "keep me"
     assert sorted(os.listdir(out / "i_s")) == [f"{i:03d}.png" for i in range(5)]
     assert len((out / "i_t.txt").read_text().splitlines()) == 5
@@ -81,7 +80,7 @@ def test_failed_export_leaves_nothing_behind(tmp_path):
     ds = small_dataset(tmp_path / "ds", n=9, shards=3)
     os.unlink(ds / "data-00002-of-00003.arrow")  # shards 0 and 1 export, then this one fails
     out = tmp_path / "out"
-    proc = cli("export", ds, out, "--workers", "1")
+    proc = cli("export", ds, out)
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "data-00002-of-00003.arrow" in proc.stderr
     assert not out.exists() and sorted(os.listdir(tmp_path)) == ["ds"]
 
@@ -99,7 +98,7 @@ def test_import_refuses_a_label_file_of_the_wrong_length(tmp_path):
     src = srnet_copy(tmp_path / "src")
     (src / "i_s.txt").write_text("".join(f"{i:03d}.png w{i}\n" for i in range(8)))
     (src / "i_t.txt").write_text("".join(f"{i:03d}.png w{i}\n" for i in range(6)))  # 2 lines short
-    proc = cli("import", src, tmp_path / "ds", "--workers", "1")
+    proc = cli("import", src, tmp_path / "ds")
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1
     assert "i_t.txt: 6 lines for 8 samples" in proc.stderr and "006.png, 007.png" in proc.stderr
     assert not (tmp_path / "ds").exists()
@@ -110,7 +109,7 @@ def test_import_of_a_broken_png_is_one_line_naming_it(tmp_path, damage):
     src = srnet_copy(tmp_path / "src")
     bad = src / "t_t" / "003.png"
     bad.write_bytes(b"" if damage == "empty" else bad.read_bytes()[:60])
-    proc = cli("import", src, tmp_path / "ds", "--workers", "1")
+    proc = cli("import", src, tmp_path / "ds")
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("error: ") and f"{bad}" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "ds" / "textsynth.json").exists()
@@ -121,6 +120,8 @@ def test_import_streams_with_bounded_memory(tmp_path):
     src = srnet_copy(tmp_path / "src", copies=8)
     decoded = sum(read_image(p, key).nbytes for key in ("i_s", "i_t", "t_sk", "t_t", "t_b", "t_f", "mask_t")
                   for p in (src / key).iterdir())
+    from textsynth.folder_import import import_folder
+
     tracemalloc.start()
     try:
         import_folder(str(src), str(tmp_path / "ds"), shard_size=8, encoding="lz4", workers=1, progress=False)
@@ -240,24 +241,26 @@ def test_import_to_and_export_from_object_storage(s3, tmp_path):
     src, cwd = srnet_copy(tmp_path / "src"), tmp_path / "cwd"
     cwd.mkdir()
     uri = s3.uri("bucket/imported")
-    cli("import", src, uri, "--shard-size", "3", "--workers", "2", check=True, cwd=cwd)
+    cli("import", src, uri, "--shard-size", "3", check=True, cwd=cwd)
     assert os.listdir(cwd) == []  # old code wrote ./bucket/imported/data-*.arrow here
     assert sorted(_objects(s3, "bucket/imported")) == [
         "data-00000-of-00003.arrow", "data-00001-of-00003.arrow", "data-00002-of-00003.arrow",
         "dataset_info.json", "state.json", "textsynth.json"]
     assert verify_dataset(uri) == [] and read_manifest(None, uri)["rows"] == 8
 
+    from textsynth.folder_import import import_folder
+
     local = tmp_path / "local"
     import_folder(str(src), str(local), shard_size=3, workers=1, progress=False)
-    cli("export", uri, tmp_path / "from-s3", "--workers", "2", check=True, cwd=cwd)
-    cli("export", local, tmp_path / "from-local", "--workers", "1", check=True)
+    cli("export", uri, tmp_path / "from-s3", check=True, cwd=cwd)
+    cli("export", local, tmp_path / "from-local", check=True)
     a, b = tree(tmp_path / "from-s3"), tree(tmp_path / "from-local")
     a.pop("meta.jsonl"), b.pop("meta.jsonl")  # metas name the source folder only via "file"; compare the rest
     assert a == b and len([k for k in a if k.startswith("i_s/")]) == 8
 
-    refused = cli("import", src, uri, "--workers", "1", cwd=cwd)
+    refused = cli("import", src, uri, cwd=cwd)
     assert refused.returncode != 0 and "--overwrite" in refused.stderr
-    cli("import", src, uri, "--shard-size", "8", "--workers", "1", "--overwrite", check=True, cwd=cwd)
+    cli("import", src, uri, "--shard-size", "8", "--overwrite", check=True, cwd=cwd)
     assert sorted(_objects(s3, "bucket/imported")) == ["data-00000-of-00001.arrow", "dataset_info.json",
                                                        "state.json", "textsynth.json"]
     assert verify_dataset(uri) == []

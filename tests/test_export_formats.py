@@ -220,7 +220,7 @@ def test_readme_snippet_runs(dataset, tmp_path):
     assert len(commands) == 3 and all(c.startswith("textsynth export data/demo out/") for c in commands)
     for c in commands:
         args = [a.replace("data/demo", str(dataset)).replace("out/", f"{tmp_path}/") for a in shlex.split(c)[1:]]
-        cli(*args, "--workers", "2", check=True)
+        cli(*args, "--workers", "1", check=True)
     assert len(mostel_read(tmp_path / "srnet")) == 12
     assert len(port_predict_read(tmp_path / "predict")) == 12
     assert len(port_train_read(tmp_path / "glyph")) == 12

@@ -84,8 +84,7 @@ def _old_files(out: Path, fmt: str) -> list[Path]:
     record = out / RECORD
     if record.is_file():
         try:
-            rec = json.loads(record.read_text(encoding="utf-8"))
-            files = [out / rel for rel in rec["files"]]
+            files = [out / rel for rel in _recorded_files(json.loads(record.read_text(encoding="utf-8")))]
         except (ValueError, KeyError, TypeError) as exc:
             raise SrnetFolderError(f"{record}: unreadable export record ({exc}); remove OUT by hand") from exc
         return [p for p in files if p.is_file()] + [record]
@@ -135,9 +134,10 @@ def _glyph_masks(config: dict, meta: dict, stored_mask_t: np.ndarray, where: str
     return tuple(np.clip(np.rint(layers[i].glyph * 255.0), 0, 255).astype(np.uint8) for i in (1, 0))  # type: ignore
 
 
-def export_shard(task: _Task) -> list[list[str]]:
-    """Write the first `take` rows of one shard into the staging folder; returns [name, text_s, text_t,
-    meta line] per row and leaves a done-marker holding them (so a rerun skips this shard)."""
+def export_shard(task: _Task) -> int:
+    """Write the first `take` rows of one shard into the staging folder and a done-marker holding
+    [name, text_s, text_t, meta line] per row (the label files are assembled from it; a rerun skips
+    the shard); returns the row count."""
     from textsynth.shards.reader import ShardReader
 
     fs, root = storage.resolve(task.root)
@@ -171,7 +171,7 @@ def export_shard(task: _Task) -> list[list[str]]:
         reader.close()
     marker = staging / _DONE / f"{task.index:05d}.json"
     storage.atomic_write_bytes(pafs.LocalFileSystem(), str(marker), json.dumps(rows, ensure_ascii=False).encode())
-    return rows
+    return len(rows)
 
 
 def _plan(root: str, manifest: dict, total: int, fmt: str, staging: Path, glyph_masks: bool) -> list[_Task]:
@@ -190,20 +190,41 @@ def _plan(root: str, manifest: dict, total: int, fmt: str, staging: Path, glyph_
     return tasks
 
 
-def _write_labels(staging: Path, rows: list[list[str]], fmt: str) -> list[str]:
-    """Label files and the export record; returns every path (relative) the export wrote."""
-    names = [r[0] for r in rows]
+def _recorded_files(record: dict) -> list[str]:
+    """Every file (relative path) a srnet export with this record wrote, the record itself excepted."""
+    count, digits = int(record["count"]), int(record["digits"])
+    stems = [f"{i:0{digits}d}" for i in range(count)]
+    files = [f"{d}/{stem}.png" for d in record["image_dirs"] for stem in stems]
+    files += [f"{d}/{stem}.txt" for d in record["text_dirs"] for stem in stems]
+    return files + list(record["files"])
+
+
+def _write_labels(staging: Path, tasks: list[_Task], fmt: str) -> int:
+    """Label files (streamed from the done-markers, one shard's rows in memory at a time) and the
+    export record; returns the sample count."""
+    n = 0
     if fmt == "srnet-predict":
-        return [f"{n[:-4]}_{k}.png" for n in names for k in ("i_s", "i_t")]
-    for i, (f, file) in enumerate(LABEL_FILES.items(), start=1):
-        (staging / file).write_text("".join(f"{r[0]} {r[i]}\n" for r in rows), encoding="utf-8")
-        (staging / PLAIN_LABEL_FILES[f]).write_text("".join(r[i] + "\n" for r in rows), encoding="utf-8")
-    (staging / META_FILE).write_text("".join(r[3] for r in rows), encoding="utf-8")
-    files = [f"{k}/{n}" for k in IMAGE_KEYS for n in names] + [f"{TXT_DIR}/{n[:-4]}.txt" for n in names]
-    files += [*LABEL_FILES.values(), *PLAIN_LABEL_FILES.values(), META_FILE]
-    record = {"format": fmt, "count": len(rows), "files": files}
+        for t in tasks:
+            n += len(json.loads((staging / _DONE / f"{t.index:05d}.json").read_text(encoding="utf-8")))
+        return n
+    names = [*LABEL_FILES.values(), *PLAIN_LABEL_FILES.values(), META_FILE]
+    handles = {name: open(staging / name, "w", encoding="utf-8") for name in names}
+    try:
+        for t in tasks:
+            rows = json.loads((staging / _DONE / f"{t.index:05d}.json").read_text(encoding="utf-8"))
+            n += len(rows)
+            for i, f in enumerate(LABEL_FILES, start=1):
+                handles[LABEL_FILES[f]].write("".join(f"{r[0]} {r[i]}\n" for r in rows))
+                handles[PLAIN_LABEL_FILES[f]].write("".join(r[i] + "\n" for r in rows))
+            handles[META_FILE].write("".join(r[3] for r in rows))
+    finally:
+        for h in handles.values():
+            h.close()
+    digits = tasks[0].digits if tasks else 3
+    record = {"format": fmt, "count": n, "digits": digits, "image_dirs": list(IMAGE_KEYS), "text_dirs": [TXT_DIR],
+              "files": names}
     (staging / RECORD).write_text(json.dumps(record) + "\n", encoding="utf-8")
-    return files
+    return n
 
 
 def _commit(staging: Path, out: Path, old: list[Path]) -> None:
@@ -256,22 +277,16 @@ def export_dataset(root: str, out: str, fmt: str = "srnet", *, workers: int | No
     if fmt == "srnet":
         for key in (*IMAGE_KEYS, TXT_DIR):
             (staging / key).mkdir(exist_ok=True)
-    results: dict[int, list[list[str]]] = {}
-    for t in tasks:
-        marker = staging / _DONE / f"{t.index:05d}.json"
-        if marker.is_file():
-            results[t.index] = json.loads(marker.read_text(encoding="utf-8"))
-    todo = [t for t in tasks if t.index not in results]
-    done_rows = sum(len(r) for r in results.values())
+    done = {t.index: staging / _DONE / f"{t.index:05d}.json" for t in tasks}
+    todo = [t for t in tasks if not done[t.index].is_file()]
+    done_rows = sum(t.take for t in tasks if done[t.index].is_file())
     try:
         with Progress(f"export {fmt}", total, done_rows, progress) as advance:
             for task, rows in run_tasks(export_shard, todo, workers or default_workers()):
-                results[task.index] = rows
-                advance(len(rows))
-        rows = [row for t in tasks for row in results[t.index]]
-        _write_labels(staging, rows, fmt)
+                advance(rows)
+        count = _write_labels(staging, tasks, fmt)
     except Exception:  # bad data: a rerun would fail the same way, so leave nothing (a kill keeps it to resume)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _commit(staging, out_path, old)
-    return ExportResult(len(rows), str(out_path), len(tasks) - len(todo))
+    return ExportResult(count, str(out_path), len(tasks) - len(todo))

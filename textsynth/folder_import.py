@@ -50,9 +50,10 @@ class _Task:
 
 
 def _subset(folder: SrnetFolder, names: list[str]) -> SrnetFolder:
+    wanted = set(names)
     stems = {os.path.splitext(n)[0] for n in names}
     return replace(folder, names=names, labels={k: v for k, v in folder.labels.items() if k in stems},
-                   metas={k: v for k, v in folder.metas.items() if k in names})
+                   metas={k: v for k, v in folder.metas.items() if k in wanted})
 
 
 def import_shard(task: _Task) -> dict[str, Any]:
