@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "srnet-datagen-sample"
 
 
-def cli(*args: str, env: dict | None = None, check: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict | None = None, check: bool = False,
+        cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `textsynth ARGS` in a fresh interpreter, as a user would; stdout/stderr captured as text."""
     proc = subprocess.run([sys.executable, "-c", "from cli import main; main()", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd or ROOT, env={**os.environ, **(env or {})},

@@ -15,7 +15,7 @@ from textsynth.errors import CorpusError, SrnetFolderError
 from textsynth.shards.dataset import Dataset, read_manifest, verify_dataset
 from textsynth.srnet_folder import import_srnet, read_image
 
-from .io_helpers import FIXTURE, cli, small_dataset, srnet_copy, tree
+from .io_helpers import cli, small_dataset, srnet_copy, tree
 
 
 # --- data lost -----------------------------------------------------------------------------------
