@@ -264,3 +264,17 @@ def test_import_to_and_export_from_object_storage(s3, tmp_path):
     assert sorted(_objects(s3, "bucket/imported")) == ["data-00000-of-00001.arrow", "dataset_info.json",
                                                        "state.json", "textsynth.json"]
     assert verify_dataset(uri) == []
+
+    # and back: the exported folder, uploaded, imports from the bucket
+    fs = s3.filesystem()
+    for p in sorted((tmp_path / "from-s3").rglob("*")):
+        if p.is_file():
+            with fs.open_output_stream(f"bucket/folder/{p.relative_to(tmp_path / 'from-s3')}") as f:
+                f.write(p.read_bytes())
+    again = tmp_path / "again"
+    cli("import", s3.uri("bucket/folder"), again, check=True, cwd=cwd)
+    back, ref = Dataset(again), Dataset(local)
+    assert len(back) == 8
+    for i in range(8):
+        for key, img in back[i].images.items():
+            np.testing.assert_array_equal(img, ref[i].images[key])

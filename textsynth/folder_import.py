@@ -24,7 +24,7 @@ from textsynth.shards import storage
 from textsynth.shards.dataset import (DATASET_INFO_NAME, MANIFEST_NAME, STATE_NAME, read_manifest, shard_name,
                                       write_dataset_metadata)
 from textsynth.shards.writer import write_shard
-from textsynth.srnet_folder import SrnetFolder, scan_folder
+from textsynth.srnet_folder import FolderTree, SrnetFolder, scan_folder
 
 STAGING = ".textsynth-import"
 _JOB, _DONE = "job.json", "done"
@@ -53,7 +53,8 @@ def _subset(folder: SrnetFolder, names: list[str]) -> SrnetFolder:
     wanted = set(names)
     stems = {os.path.splitext(n)[0] for n in names}
     return replace(folder, names=names, labels={k: v for k, v in folder.labels.items() if k in stems},
-                   metas={k: v for k, v in folder.metas.items() if k in wanted})
+                   metas={k: v for k, v in folder.metas.items() if k in wanted},
+                   sizes={k: v for k, v in folder.sizes.items() if k in wanted})
 
 
 def import_shard(task: _Task) -> dict[str, Any]:
@@ -80,16 +81,9 @@ def _remove_tree(fs: pafs.FileSystem, path: str) -> None:
         pass
 
 
-def _job_identity(src: str, folder: SrnetFolder, shard_size: int, encoding: str) -> str:
-    sizes = []
-    for name in folder.names:
-        for key in folder.keys:
-            try:
-                sizes.append(os.stat(os.path.join(src, key, name)).st_size)
-            except OSError:
-                sizes.append(-1)
-    ident = {"names": folder.names, "sizes": sizes, "labels": folder.labels, "metas": sorted(folder.metas),
-             "shard_size": shard_size, "encoding": encoding}
+def _job_identity(folder: SrnetFolder, shard_size: int, encoding: str) -> str:
+    ident = {"names": folder.names, "sizes": [folder.sizes.get(n) for n in folder.names], "labels": folder.labels,
+             "metas": sorted(folder.metas), "shard_size": shard_size, "encoding": encoding}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -125,7 +119,7 @@ def import_folder(src: str, root: str, *, shard_size: int = 1000, encoding: str 
         raise SrnetFolderError(f"{src}: no images in i_s/")
     fs, out = storage.resolve(root)
     staging = storage.join(out, STAGING)
-    identity = _job_identity(src, folder, shard_size, encoding)
+    identity = _job_identity(folder, shard_size, encoding)
     job = _read_json(fs, storage.join(staging, _JOB))
     old = _old_dataset(fs, out, overwrite, job)
     if not isinstance(job, dict) or job.get("identity") != identity:
@@ -172,5 +166,5 @@ def _commit(fs: pafs.FileSystem, out: str, staging: str, job: dict, old: list[st
             raise SrnetFolderError(f"{staged}: staged shard vanished before it was moved; rerun the import")
     if storage.is_local(fs):
         storage.fsync_dir(out)
-    write_dataset_metadata(fs, out, encoding, infos, complete=True, source={"srnet_folder": os.path.abspath(src)})
+    write_dataset_metadata(fs, out, encoding, infos, complete=True, source={"srnet_folder": FolderTree(src).shown()})
     _remove_tree(fs, staging)

@@ -159,6 +159,80 @@ def export_srnet(dataset_root: str | os.PathLike[str], out_dir: str | os.PathLik
     return export_dataset(str(dataset_root), str(out_dir), workers=1, progress=False).count
 
 
+class FolderTree:
+    """Read access to a folder given as a local path or a URI (s3://bucket/prefix?...): list, read, test.
+
+    The pyarrow filesystem of a URI is resolved lazily and not pickled, so the tree ships to workers."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.fspath(root)
+        self.remote = "://" in self.root
+        self._fs: Any = None
+        self._base = "" if self.remote else os.path.abspath(self.root)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_fs": None}
+
+    def _resolve(self) -> Any:
+        if self._fs is None:
+            from textsynth.shards import storage
+
+            self._fs, self._base = storage.resolve(self.root)
+        return self._fs
+
+    def path(self, *parts: str) -> str:
+        """Path of a file inside the tree as the filesystem sees it."""
+        if self.remote:
+            self._resolve()
+            return "/".join([self._base.rstrip("/"), *parts])
+        return os.path.join(self._base, *parts)
+
+    def shown(self, *parts: str) -> str:
+        """The path for messages (a URI without its query and credentials)."""
+        if not self.remote:
+            return self.path(*parts)
+        scheme = self.root.split("://", 1)[0]
+        return f"{scheme}://{self.path(*parts)}"
+
+    def files(self, *parts: str) -> dict[str, int] | None:
+        """name -> size of the files directly inside a sub-folder; None if it is not a folder."""
+        if not self.remote:
+            folder = self.path(*parts)
+            if not os.path.isdir(folder):
+                return None
+            with os.scandir(folder) as it:
+                return {e.name: e.stat().st_size for e in it if e.is_file()}
+        import pyarrow.fs as pafs
+
+        fs = self._resolve()
+        info = fs.get_file_info(self.path(*parts))
+        if info.type != pafs.FileType.Directory:
+            return None
+        return {i.base_name: i.size for i in fs.get_file_info(pafs.FileSelector(self.path(*parts)))
+                if i.type == pafs.FileType.File}
+
+    def is_dir(self, *parts: str) -> bool:
+        return self.files(*parts) is not None
+
+    def is_file(self, *parts: str) -> bool:
+        if not self.remote:
+            return os.path.isfile(self.path(*parts))
+        import pyarrow.fs as pafs
+
+        return self._resolve().get_file_info(self.path(*parts)).type == pafs.FileType.File
+
+    def read(self, *parts: str) -> bytes:
+        """Whole content of a file; SrnetFolderError naming it if unreadable."""
+        try:
+            if not self.remote:
+                with open(self.path(*parts), "rb") as f:
+                    return f.read()
+            with self._resolve().open_input_stream(self.path(*parts)) as f:
+                return f.read()
+        except OSError as exc:
+            raise SrnetFolderError(f"{self.shown(*parts)}: cannot read ({exc.strerror or exc})") from exc
+
+
 # --- reading a folder -----------------------------------------------------------------------------
 
 def _stem(name: str) -> str:
@@ -166,49 +240,49 @@ def _stem(name: str) -> str:
     return root if ext.lower() in IMAGE_SUFFIXES else name
 
 
-def _lines(path: Path) -> list[str]:
+def _lines(tree: FolderTree, name: str) -> list[str]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = tree.read(name).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SrnetFolderError(f"{path}: not UTF-8 (byte {exc.start})") from exc
+        raise SrnetFolderError(f"{tree.shown(name)}: not UTF-8 (byte {exc.start})") from exc
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def _read_labels(src: Path, names: list[str]) -> dict[str, dict[str, str]]:
+def _read_labels(src: FolderTree, names: list[str]) -> dict[str, dict[str, str]]:
     """file stem -> {"text_s", "text_t"}; a label file present must label every sample exactly once."""
     stems = [_stem(n) for n in names]
     wanted = set(stems)
     labels: dict[str, dict[str, str]] = {}
-    sources: list[tuple[Path, dict[str, list[tuple[int, str, str]]]]] = []
+    sources: list[tuple[str, dict[str, list[tuple[int, str, str]]]]] = []
     for field_name, file in LABEL_FILES.items():
-        path = src / file
-        if path.is_file():
+        if src.is_file(file):
             entries = []
-            for number, line in enumerate(_lines(path), start=1):
+            for number, line in enumerate(_lines(src, file), start=1):
                 name, sep, text = line.partition(" ")
                 if not name:
-                    raise SrnetFolderError(f"{path}:{number}: expected '<file name> <text>', got {line!r}")
+                    raise SrnetFolderError(f"{src.shown(file)}:{number}: expected '<file name> <text>', got {line!r}")
                 entries.append((number, _stem(name), text))
-            sources.append((path, {field_name: entries}))
-    combined = src / COMBINED_LABELS
-    if combined.is_file():
+            sources.append((src.shown(file), {field_name: entries}))
+    if src.is_file(COMBINED_LABELS):
         s_entries, t_entries = [], []
-        for number, line in enumerate(_lines(combined), start=1):
+        for number, line in enumerate(_lines(src, COMBINED_LABELS), start=1):
             parts = line.split()
             if len(parts) != 3:
-                raise SrnetFolderError(f"{combined}:{number}: expected 'name text_s text_t', got {line!r}")
+                raise SrnetFolderError(f"{src.shown(COMBINED_LABELS)}:{number}: expected 'name text_s text_t', "
+                                       f"got {line!r}")
             s_entries.append((number, _stem(parts[0]), parts[1]))
             t_entries.append((number, _stem(parts[0]), parts[2]))
-        sources.append((combined, {"text_s": s_entries, "text_t": t_entries}))
+        sources.append((src.shown(COMBINED_LABELS), {"text_s": s_entries, "text_t": t_entries}))
     for path, fields in sources:
         for field_name, entries in fields.items():
             seen: dict[str, int] = {}
             for number, stem, text in entries:
                 if stem not in wanted:
-                    raise SrnetFolderError(f"{path}:{number}: labels {stem!r}, which is not a sample of {src / 'i_s'}")
+                    raise SrnetFolderError(f"{path}:{number}: labels {stem!r}, which is not a sample of "
+                                           f"{src.shown('i_s')}")
                 if stem in seen:
                     raise SrnetFolderError(f"{path}:{number}: {stem!r} labelled twice (also line {seen[stem]})")
                 seen[stem] = number
@@ -221,12 +295,12 @@ def _read_labels(src: Path, names: list[str]) -> dict[str, dict[str, str]]:
     return labels
 
 
-def _read_metas(src: Path) -> dict[str, dict[str, Any]]:
-    path = src / META_FILE
-    if not path.is_file():
+def _read_metas(src: FolderTree) -> dict[str, dict[str, Any]]:
+    if not src.is_file(META_FILE):
         return {}
+    path = src.shown(META_FILE)
     metas = {}
-    for number, line in enumerate(_lines(path), start=1):
+    for number, line in enumerate(_lines(src, META_FILE), start=1):
         if not line.strip():
             continue
         try:
@@ -237,21 +311,22 @@ def _read_metas(src: Path) -> dict[str, dict[str, Any]]:
     return metas
 
 
-def _image_names(folder: Path) -> set[str]:
-    return {p.name for p in folder.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES}
+def _image_files(src: FolderTree, key: str) -> dict[str, int]:
+    return {name: size for name, size in (src.files(key) or {}).items()
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES}
 
 
 @dataclass
 class SrnetFolder:
     """A scanned SRNet-Datagen folder: sample names (natural order), image kinds present, labels, metas."""
 
-    root: Path
+    root: FolderTree
     names: list[str]
     keys: tuple[str, ...]
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     metas: dict[str, dict[str, Any]] = field(default_factory=dict)
     has_labels: bool = False
+    sizes: dict[str, int] = field(default_factory=dict)  # name -> bytes over all its image files
 
     @property
     def has_mask_s(self) -> bool:
@@ -261,8 +336,8 @@ class SrnetFolder:
         """Sample `name`, its images decoded; errors name the file."""
         images: dict[str, np.ndarray] = {}
         for key in self.keys:
-            path = self.root / key / name
-            img = read_image(path, key)
+            path = self.root.shown(key, name)
+            img = decode_image(self.root.read(key, name), key, path)
             if images and img.shape[:2] != images["i_s"].shape[:2]:
                 raise SrnetFolderError(f"{path}: size {img.shape[:2]} differs from i_s {images['i_s'].shape[:2]}")
             images[key] = img
@@ -283,28 +358,28 @@ class SrnetFolder:
 def scan_folder(src_dir: str | os.PathLike[str]) -> SrnetFolder:
     """Check a folder's structure without decoding images: every sample in every image folder,
     label files complete. SrnetFolderError names the first missing folder/file or bad label line."""
-    src = Path(src_dir)
+    src = FolderTree(src_dir)
     if not src.is_dir():
-        raise SrnetFolderError(f"{src}: not a folder")
-    if not (src / "i_s").is_dir():
-        raise SrnetFolderError(f"{src}: no i_s/ folder; not an SRNet-Datagen style folder")
-    missing_dirs = [k for k in REQUIRED_KEYS if not (src / k).is_dir()]
+        raise SrnetFolderError(f"{src.shown()}: not a folder")
+    if not src.is_dir("i_s"):
+        raise SrnetFolderError(f"{src.shown()}: no i_s/ folder; not an SRNet-Datagen style folder")
+    missing_dirs = [k for k in REQUIRED_KEYS if not src.is_dir(k)]
     if missing_dirs:
-        raise SrnetFolderError(f"{src}: missing folder(s) {', '.join(k + '/' for k in missing_dirs)}")
-    keys = IMAGE_KEYS if (src / "mask_s").is_dir() else REQUIRED_KEYS
-    present = {k: _image_names(src / k) for k in keys}
-    union = set().union(*present.values())
-    for name in sorted(union, key=natural_key):
+        raise SrnetFolderError(f"{src.shown()}: missing folder(s) {', '.join(k + '/' for k in missing_dirs)}")
+    keys = IMAGE_KEYS if src.is_dir("mask_s") else REQUIRED_KEYS
+    present = {k: _image_files(src, k) for k in keys}
+    names = sorted(set().union(*present.values()), key=natural_key)
+    for name in names:
         absent = [k for k in keys if name not in present[k]]
         if absent:
             there = next(k for k in keys if name in present[k])
-            raise SrnetFolderError(f"{src / absent[0] / name}: missing (sample present as {src / there / name}; "
+            raise SrnetFolderError(f"{src.shown(absent[0], name)}: missing (sample present as {src.shown(there, name)}; "
                                    f"absent from {', '.join(k + '/' for k in absent)})")
-    names = sorted(union, key=natural_key)
+    sizes = {name: sum(present[k][name] for k in keys) for name in names}
     metas = _read_metas(src)
-    has_labels = any((src / f).is_file() for f in (*LABEL_FILES.values(), COMBINED_LABELS))
+    has_labels = any(src.is_file(f) for f in (*LABEL_FILES.values(), COMBINED_LABELS))
     labels = _read_labels(src, names) if has_labels else {}
-    return SrnetFolder(src, names, keys, labels, metas, has_labels)
+    return SrnetFolder(src, names, keys, labels, metas, has_labels, sizes)
 
 
 def import_srnet(src_dir: str | os.PathLike[str]) -> Iterator[Sample]:

@@ -9,7 +9,7 @@ from ..shards.encodings import ENCODINGS
 
 
 @click.command("import")
-@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.argument("src")
 @click.argument("root")
 @click.option("--shard-size", type=click.IntRange(min=1), default=DEFAULT_SHARD_SIZE, show_default=True)
 @click.option("--encoding", type=click.Choice(ENCODINGS), default="lz4", show_default=True)
@@ -19,7 +19,7 @@ from ..shards.encodings import ENCODINGS
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(src: str, root: str, shard_size: int, encoding: str, workers: int | None, limit: int | None,
             overwrite: bool, quiet: bool) -> None:
-    """Convert SRNet-Datagen folder SRC into dataset ROOT (a folder or an s3://... URI).
+    """Convert SRNet-Datagen folder SRC into dataset ROOT (each a folder or an s3://... URI).
 
     The folder is checked before anything is written; samples are then decoded one at a time, a
     shard per task, so memory does not grow with the folder."""
