@@ -70,6 +70,8 @@ def import_shard(task: _Task) -> dict[str, Any]:
 
 def _listing(fs: pafs.FileSystem, root: str) -> list[str]:
     """Base names directly under `root` (empty if it does not exist)."""
+    if fs.get_file_info(root).type == pafs.FileType.File:
+        raise SrnetFolderError(f"{root}: is a file, not a dataset folder")
     infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     return [i.base_name for i in infos]
 
@@ -90,7 +92,7 @@ def _job_identity(folder: SrnetFolder, shard_size: int, encoding: str) -> str:
 def _read_json(fs: pafs.FileSystem, path: str) -> Any:
     try:
         return json.loads(storage.read_bytes(fs, path))
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         return None
 
 
@@ -118,6 +120,7 @@ def import_folder(src: str, root: str, *, shard_size: int = 1000, encoding: str 
     if not folder.names:
         raise SrnetFolderError(f"{src}: no images in i_s/")
     fs, out = storage.resolve(root)
+    _listing(fs, out)  # refuses a file in the way before anything is read or written
     staging = storage.join(out, STAGING)
     identity = _job_identity(folder, shard_size, encoding)
     job = _read_json(fs, storage.join(staging, _JOB))
