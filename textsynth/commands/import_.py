@@ -6,6 +6,7 @@ import click
 from ..folder_import import import_folder
 from ..pipeline import DEFAULT_SHARD_SIZE
 from ..shards.encodings import ENCODINGS
+from ..srnet_folder import FolderTree
 
 
 @click.command("import")
@@ -26,4 +27,5 @@ def command(src: str, root: str, shard_size: int, encoding: str, workers: int | 
     r = import_folder(src, root, shard_size=shard_size, encoding=encoding, workers=workers, limit=limit,
                       overwrite=overwrite, progress=False if quiet else None)
     resumed = f", {r.reused_shards} resumed" if r.reused_shards else ""
-    click.echo(f"imported {r.count} samples from {src} into {root} ({r.shards} shards{resumed})")
+    shown = FolderTree(src).shown(), FolderTree(root).shown()  # URIs without credentials or query
+    click.echo(f"imported {r.count} samples from {shown[0]} into {shown[1]} ({r.shards} shards{resumed})")
