@@ -55,7 +55,7 @@ def test_export_import_round_trip_is_exact(tmp_path: Path) -> None:
 
     out = tmp_path / "srnet"
     assert export_srnet(root, out) == 8
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(IMAGE_KEYS)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted([*IMAGE_KEYS, "txt"])
     assert sorted(p.name for p in (out / "t_sk").iterdir()) == [f"{i:03d}.png" for i in range(8)]
     assert file_shape(out / "t_sk" / "000.png") == originals[0].images["t_sk"].shape  # greyscale PNG
     lines = (out / "i_t.txt").read_text(encoding="utf-8").splitlines()
@@ -68,18 +68,20 @@ def test_export_import_round_trip_is_exact(tmp_path: Path) -> None:
         assert got.meta == want.meta
         for key in IMAGE_KEYS:
             np.testing.assert_array_equal(got.images[key], want.images[key], err_msg=key)
-    with pytest.raises(FileExistsError):
+    with pytest.raises(SrnetFolderError, match="--overwrite"):
         export_srnet(root, out)
 
 
 def test_labels_without_meta_file(tmp_path: Path) -> None:
     src = tmp_path / "src"
     shutil.copytree(FIXTURE, src)
-    (src / "i_s.txt").write_text("000.png hello\n001.png big world\n", encoding="utf-8")
-    (src / "i_t.txt").write_text("000 bye\n", encoding="utf-8")
+    names = [f"{i:03d}" for i in range(8)]
+    (src / "i_s.txt").write_text("000.png hello\n001.png big world\n"
+                                 + "".join(f"{n}.png w{n}\n" for n in names[2:]), encoding="utf-8")
+    (src / "i_t.txt").write_text("".join(f"{n} bye{n}\n" for n in names), encoding="utf-8")  # names without suffix
     first, second = list(import_srnet(src))[:2]
-    assert (first.meta["text_s"], first.meta["text_t"]) == ("hello", "bye")
-    assert (second.meta["text_s"], second.meta["text_t"]) == ("big world", "")
+    assert (first.meta["text_s"], first.meta["text_t"]) == ("hello", "bye000")
+    assert (second.meta["text_s"], second.meta["text_t"]) == ("big world", "bye001")
     assert "labels_missing" not in first.meta
 
 

@@ -1,6 +1,7 @@
 """Word sources: bundled English/Chinese lists, user text files, random strings, case variants."""
 from __future__ import annotations
 
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,18 +16,28 @@ from .fonts import is_han
 BUNDLED = {"en": "en_words.txt", "zh": "zh_words.txt"}
 
 
+def clean_line(line: str, where: str) -> str:
+    """One corpus line NFC-normalised and stripped; a control character (C0, DEL, C1, or a stray
+    BOM/ZWNBSP) is refused naming `where` (file:line), since it would be drawn as a missing glyph."""
+    for ch in line:
+        if unicodedata.category(ch) == "Cc" or ch == "\ufeff":
+            raise CorpusError(f"{where}: control character U+{ord(ch):04X} in {line!r}")
+    return unicodedata.normalize("NFC", line).strip()
+
+
 def read_lines(path: Path, min_len: int, max_len: int, covered: frozenset[int] | None) -> list[str]:
-    """Non-empty stripped lines within length limits; lines with characters no font covers are dropped
-    with one warning naming the file, the count and the characters."""
+    """Non-empty NFC lines within length limits (a leading BOM is dropped, control characters refused);
+    lines with characters no font covers are dropped with one warning naming the file, the count and
+    the characters."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise CorpusError(f"corpus file is not UTF-8: {path} (byte {e.start})") from e
     except OSError as e:
         raise CorpusError(f"cannot read corpus file {path}: {e.strerror or e}") from e
     items, dropped, missing = [], 0, set()
-    for line in text.splitlines():
-        item = line.strip()
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): it splits at \x0c, \x85 ...
+        item = clean_line(line[:-1] if line.endswith("\r") else line, f"{path}:{number}")
         if not item or not min_len <= len(item) <= max_len:
             continue
         if covered is not None:

@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .scripts import needs_shaping
+
 FEATURES = ["-liga", "-clig", "-dlig", "-calt"]  # per-character drawing must match whole-string advances
 
 
@@ -41,8 +43,13 @@ def _pair(font: ImageFont.FreeTypeFont, pair: str) -> float:
 
 
 def layout_word(font: ImageFont.FreeTypeFont, text: str, tracking_px: float, underline_px: float) -> WordLayout:
-    """Advances with pair kerning (len(ab) - len(b) = advance of a + kern(a, b)), plus extra tracking."""
+    """Advances with pair kerning (len(ab) - len(b) = advance of a + kern(a, b)), plus extra tracking.
+
+    A word that needs shaping (Arabic, Hebrew, Indic, Thai...) is laid out as one shaped run with no
+    tracking; its characters then all get the whole word's ink box (no per-glyph positions)."""
     ascent, descent = font.getmetrics()
+    if needs_shaping(text):
+        return _shaped_layout(font, text, underline_px)
     n = len(text)
     xs = np.empty(n, np.float64)
     ink = np.zeros((n, 4), np.float64)
@@ -63,6 +70,22 @@ def layout_word(font: ImageFont.FreeTypeFont, text: str, tracking_px: float, und
     return WordLayout(text, xs, ink, width, (x0, y0, x1, y1))
 
 
+def _shaped_layout(font: ImageFont.FreeTypeFont, text: str, underline_px: float) -> WordLayout:
+    ascent, descent = font.getmetrics()
+    width = font.getlength(text)
+    x0, y0, x1, y1 = font.getbbox(text, anchor="ls")
+    n = len(text)
+    ink = np.tile(np.array([x0, y0, x1, y1], np.float64), (n, 1))
+    box = (min(0.0, x0), min(-float(ascent), y0), max(width, x1),
+           max(float(descent), y1, underline_y(descent, underline_px)[1]))
+    return WordLayout(text, np.zeros(n, np.float64), ink, width, box)
+
+
+def tracking_em(style: dict, text: str) -> float:
+    """The letter tracking applied to `text`: none for scripts that need shaping."""
+    return 0.0 if needs_shaping(text) else style["tracking"]
+
+
 def underline_y(descent: float, thickness: float) -> tuple[float, float]:
     top = max(1.0, 0.35 * descent)
     return top, top + thickness if thickness > 0 else top
@@ -79,7 +102,9 @@ def rasterize(font: ImageFont.FreeTypeFont, lay: WordLayout, underline_px: float
     w, h = math.ceil(bx1) + pad - ox, math.ceil(by1) + pad - oy
     img = Image.new("L", (w, h), 0)
     draw = ImageDraw.Draw(img)
-    if tracking_free:  # one call draws the word with the same advances the layout computed
+    if needs_shaping(lay.text):  # one shaped run (raqm), font defaults: joining and ligatures kept
+        draw.text((-ox, -oy), lay.text, font=font, fill=255, anchor="ls")
+    elif tracking_free:  # one call draws the word with the same advances the layout computed
         draw.text((lay.xs[0] - ox, -oy), lay.text, font=font, fill=255, anchor="ls", features=FEATURES)
     else:
         for ch, x in zip(lay.text, lay.xs):
@@ -256,17 +281,18 @@ def gaussian_radius(sigma: float) -> int:
 
 def render_plain(font: ImageFont.FreeTypeFont, text: str, h: int, w: int, grey: int = 127) -> np.ndarray:
     """i_t: the word in a plain font, black on grey, horizontal, centred and fitted inside (h, w)."""
-    x0, y0, x1, y1 = font.getbbox(text, anchor="ls", features=FEATURES)
+    feats = None if needs_shaping(text) else FEATURES
+    x0, y0, x1, y1 = font.getbbox(text, anchor="ls", features=feats)
     ascent, descent = font.getmetrics()
     ink_h = max(y1, descent) - min(y0, -ascent)
     ink_w = max(x1 - x0, 1)
     scale = min(0.8 * h / ink_h, 0.94 * w / ink_w)
     size = max(4, int(font.size * scale))
     f = font.font_variant(size=size)
-    x0, y0, x1, y1 = f.getbbox(text, anchor="ls", features=FEATURES)
+    x0, y0, x1, y1 = f.getbbox(text, anchor="ls", features=feats)
     ascent, descent = f.getmetrics()
     top, bottom = min(y0, -ascent), max(y1, descent)
     img = Image.new("RGB", (w, h), (grey, grey, grey))
     ImageDraw.Draw(img).text(((w - (x1 - x0)) / 2 - x0, (h - (bottom - top)) / 2 - top), text, font=f,
-                             fill=(0, 0, 0), anchor="ls", features=FEATURES)
+                             fill=(0, 0, 0), anchor="ls", features=feats)
     return np.asarray(img)

@@ -18,7 +18,7 @@ from .config import SynthConfig
 from .corpus import Corpus
 from .errors import RenderError
 from .fonts import FontPool
-from .render import (composite, effect_extent_em, effect_layers, gaussian_radius, layout_word,
+from .render import (composite, effect_extent_em, effect_layers, gaussian_radius, layout_word, tracking_em,
                      make_warp, rasterize, render_plain, to_u8, warp_mask, word_bounds, char_boxes)
 from .sample import GREY, Sample
 from .skeleton import skeletonize
@@ -87,7 +87,7 @@ class Synthesizer:
     def _plan(self, params: dict, size: int):
         style = params["style"]
         font = self.pools.fonts.pil(params["font_index"], size)
-        lays = [layout_word(font, t, style["tracking"] * size, style["underline"] * size)
+        lays = [layout_word(font, t, tracking_em(style, t) * size, style["underline"] * size)
                 for t in (params["text_s"], params["text_t"])]
         warp = make_warp(style, font, [lay.width for lay in lays])
         b = np.stack([word_bounds(warp, lay) for lay in lays])
@@ -125,7 +125,7 @@ class Synthesizer:
 
         glyphs = []
         for lay in lays:
-            mask, ox, oy = rasterize(font, lay, style["underline"] * size, style["tracking"] == 0,
+            mask, ox, oy = rasterize(font, lay, style["underline"] * size, tracking_em(style, lay.text) == 0,
                                      style["strong"] * size)
             glyphs.append(warp_mask(mask, warp, lay, ox, oy, h, w))
         layers = [effect_layers(g, style, px_per_em) for g in glyphs]

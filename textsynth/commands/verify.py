@@ -5,7 +5,9 @@ import click
 import numpy as np
 
 from ..invariants import check_sample
-from ..shards.dataset import Dataset, verify_dataset
+from ..errors import TextsynthError
+from ..parallel import Progress
+from ..shards.dataset import Dataset, read_manifest, verify_dataset
 from ..shards.storage import redact
 
 
@@ -16,7 +18,12 @@ from ..shards.storage import redact
 @click.option("--seed", type=int, default=0, help="Seed for choosing the rows.")
 def command(root: str, check_rows: int, seed: int) -> int:
     """Verify dataset ROOT; exits 1 naming every bad shard or row."""
-    problems = verify_dataset(root)
+    try:
+        total = int(read_manifest(None, root).get("rows", 0))
+    except TextsynthError:
+        total = 0  # verify_dataset reports the manifest problem
+    with Progress("verify", total) as advance:  # drawn on stderr only when it is a terminal
+        problems = verify_dataset(root, on_shard=advance)
     checked = 0
     if not problems and check_rows:
         ds = Dataset(root)

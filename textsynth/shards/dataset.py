@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Any, Iterable, Iterator, Mapping, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Union
 
 import numpy as np
 import pyarrow as pa
@@ -235,8 +235,12 @@ def verify_shard(fs: pafs.FileSystem | None, path: str, expected: Mapping[str, A
     return problems
 
 
-def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None) -> list[str]:
-    """Problems with a whole dataset folder: manifest, HF state.json agreement, and verify_shard of each shard."""
+def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None,
+                   on_shard: Callable[[int], None] | None = None) -> list[str]:
+    """Problems with a whole dataset folder: manifest, HF state.json agreement, and verify_shard of each shard.
+
+    `on_shard(rows)` is called after each shard is checked (progress bars)."""
+    on_shard = on_shard or (lambda rows: None)
     fs, root = storage.resolve(root, filesystem)
     try:
         manifest = read_manifest(fs, root)
@@ -252,6 +256,7 @@ def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None) -> list
         for n, e in enumerate(manifest["shards"]):
             problems += verify_shard(fs, storage.join(root, e["file"]), {**e, "encoding": manifest["encoding"]},
                                      manifest, n)
+            on_shard(e["rows"])
         return problems
     problems += hf_metadata_problems(fs, root, manifest)
     for n, e in enumerate(manifest["shards"]):
