@@ -17,7 +17,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "srnet-datagen-sample"
 def cli(*args: str, env: dict | None = None, check: bool = False,
         cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `textsynth ARGS` in a fresh interpreter, as a user would; stdout/stderr captured as text."""
-    proc = subprocess.run([sys.executable, "-c", "from cli import main; main()", *map(str, args)],
+    proc = subprocess.run([sys.executable, "-c", "from textsynth.cli import main; main()", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd or ROOT, env={**os.environ, **(env or {})},
                           timeout=300)
     if check and proc.returncode:

@@ -156,7 +156,7 @@ def _kill_when(proc: subprocess.Popen, path: Path, timeout: float = 120.0) -> No
 
 
 def _spawn(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "from cli import main; main()", *map(str, args)], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-c", "from textsynth.cli import main; main()", *map(str, args)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -191,7 +191,7 @@ def test_progress_only_on_a_terminal(dataset, tmp_path):
     piped = cli("verify", dataset, "--rows", "0", check=True)
     assert piped.stderr == ""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-c", "from cli import main; main()", "verify", str(dataset),
+    proc = subprocess.Popen([sys.executable, "-c", "from textsynth.cli import main; main()", "verify", str(dataset),
                              "--rows", "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=slave,
                             env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
     os.close(slave)
