@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from textsynth.errors import IncompleteDatasetError, RowChecksumError, ShardIdentityError
+import textsynth.loader as loader_module
 from textsynth.loader import make_loader
 from textsynth.loader_testing import build_dataset, make_synthesizer, write_shard_file
 from textsynth.shards.dataset import (Dataset, build_manifest, read_manifest, shard_name, verify_dataset,
@@ -64,8 +65,8 @@ def _field_offset(path: Path, row: int, field: str) -> int:
     return offset
 
 
-def _read_all(root: Path, keys=("i_s",), **kw) -> list[dict]:
-    return list(make_loader(str(root), 4, keys, num_workers=0, shuffle=False, **kw))
+def _read_all(root: Path, keys=("i_s",), workers: int = 0, **kw) -> list[dict]:
+    return list(make_loader(str(root), 4, keys, num_workers=workers, shuffle=False, **kw))
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -95,6 +96,8 @@ def test_flipped_bit_in_a_label_is_named_by_every_reader(pristine, tmp_path):
     assert flipped == chr(ord(label[0]) ^ 0x02) + label[1:]  # what an unchecked reader hands to training
     with pytest.raises(RowChecksumError, match=rf"{shard_name(1, 3)}: row 2 .*checksum"):
         _read_all(root)  # map-style loader, liblz4 fast path
+    with pytest.raises(RowChecksumError, match=rf"{shard_name(1, 3)}: row 2 .*checksum"):
+        _read_all(root, workers=1)  # raised in a DataLoader worker, re-raised in the training process
     with pytest.raises(RowChecksumError, match=rf"{shard_name(1, 3)}: row 2"):
         _read_all(root, stream=True, stream_timeout=5, poll_interval=0.01)
     ds = Dataset(str(root))
@@ -112,7 +115,7 @@ def test_flipped_bit_in_a_label_is_named_by_every_reader(pristine, tmp_path):
 
 
 @pytest.mark.parametrize("encoding", ["lz4", "raw", "png", "jpeg"])
-def test_flipped_bit_in_an_image_is_caught(pristine, tmp_path, encoding):
+def test_flipped_bit_in_an_image_is_caught(pristine, tmp_path, encoding, monkeypatch):
     root = _copy(pristine, tmp_path, encoding)
     shard = root / shard_name(0, 3)
     reader = ShardReader(shard).open()
@@ -128,6 +131,10 @@ def test_flipped_bit_in_an_image_is_caught(pristine, tmp_path, encoding):
     with pytest.raises(RowChecksumError, match=rf"{shard_name(0, 3)}: row 3 "):
         Dataset(str(root))[3]
     assert any(f"{shard_name(0, 3)}: row 3 " in p for p in verify_dataset(str(root)))
+    if encoding == "lz4":  # the python-lz4 path taken where the system liblz4 is missing
+        monkeypatch.setattr(loader_module, "_LZ4", None)
+        with pytest.raises(RowChecksumError, match=rf"{shard_name(0, 3)}: row 3 "):
+            _read_all(root, keys=("i_t",))
 
 
 def test_checksum_verified_once_per_row_still_catches_later_damage_with_always(pristine, tmp_path):

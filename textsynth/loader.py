@@ -22,8 +22,9 @@ Design (why it is fast)
   read of that row by any worker (verify="once"; shards are immutable, so a verified mapping cannot
   change; "always" re-verifies every read); a verified row's LZ4 frame checksums (XXH32 of the
   decompressed pixels, several times dearer) are then skipped. Format 1 shards without row checksums
-  fall back to the LZ4 frame checksums; without liblz4 python-lz4 is used and always verifies them. RGB is de-interleaved to planes with cv2.split (~3 us per
-  image); resizing is cv2 INTER_LINEAR; `t_sk` is re-skeletonised only for samples actually resized.
+  fall back to the LZ4 frame checksums; without liblz4 python-lz4 is used and always verifies them.
+  RGB is de-interleaved to planes with cv2.split (~3 us per image); resizing is cv2 INTER_LINEAR;
+  `t_sk` is re-skeletonised only for samples actually resized.
 * In a worker the batch is written into a reusable slot of a per-worker shared-memory ring (a fresh
   shared segment per batch costs ~2.5 us per 4 KiB page, about as much as decoding the batch) and
   crosses to the main process as one file descriptor; the slot is reused once the main process has

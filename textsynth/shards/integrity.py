@@ -17,7 +17,6 @@ from typing import Any, Mapping
 import pyarrow.fs as pafs
 
 from textsynth.errors import IncompleteDatasetError, ShardIdentityError
-from textsynth.shards import storage
 
 SHARD_NAME_RE = re.compile(r"^data-(\d{5,})-of-(\d{5,})\.arrow$")
 
