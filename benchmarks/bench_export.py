@@ -19,7 +19,7 @@ from itertools import islice
 from pathlib import Path
 
 from textsynth.folder_export import export_dataset
-from textsynth.loader_testing import cached_dataset
+from textsynth.local_dataset import cached_dataset
 from textsynth.shards.dataset import Dataset
 from textsynth.srnet_folder import write_srnet_folder
 

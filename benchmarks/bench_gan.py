@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from textsynth.loader_testing import build_dataset
+from textsynth.local_dataset import build_dataset
 from textsynth.srnet.losses import LossConfig
 from textsynth.srnet.model import SRNetConfig
 from textsynth.srnet.train import TrainConfig, train, validate

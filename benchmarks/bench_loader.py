@@ -23,14 +23,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from textsynth.loader import ShardDataset, ShardLoader, WidthBucketBatchSampler, _loader_kwargs  # noqa: E402
-from textsynth.loader_testing import cached_dataset  # noqa: E402
-from textsynth.profile import (  # noqa: E402
-    export_png_folder, loader_worker_pids, proc_cpu_seconds, proc_memory, run_profile,
-)
-from textsynth.sample import IMAGE_KEYS  # noqa: E402
+from textsynth.loading import CollateOptions, ShardDataset, ShardLoader, WidthBucketBatchSampler, dataloader_options
+from textsynth.local_dataset import cached_dataset
+from textsynth.profile import export_png_folder, loader_worker_pids, proc_cpu_seconds, proc_memory, run_profile
+from textsynth.sample import IMAGE_KEYS
 
 
 class ChainedEpochs:
@@ -51,10 +47,10 @@ class ChainedEpochs:
 
 
 def memory_check(root: str, samples: int, workers: int, batch_size: int, fit: str) -> dict[str, Any]:
-    ds = ShardDataset(root, IMAGE_KEYS, 64, fit, ring_slots=4)
+    ds = ShardDataset(root, IMAGE_KEYS, CollateOptions(height=64, fit=fit), ring_slots=4)
     base = WidthBucketBatchSampler(ds.widths, batch_size, heights=ds.heights, seed=0)
     sampler = ChainedEpochs(base, samples)
-    kw = _loader_kwargs(workers, False, True, 2, None, None, 0)
+    kw = dataloader_options(workers, False, True, 2, None, None, 0)
     loader = ShardLoader(ds, batch_size=None, sampler=sampler, **kw)
     it = iter(loader)
     delivered = 0

@@ -29,7 +29,9 @@ def _env(checkout: Path) -> dict[str, str]:
 
 def build(checkout: Path, cache: Path, samples: int, shards: int, pipeline: str) -> str:
     """The checkout's own dataset of `samples` rendered samples (built once, cached)."""
-    code = ("import sys; from textsynth.loader_testing import cached_dataset; "
+    code = ("import sys\ntry:\n    from textsynth.local_dataset import cached_dataset\n"
+            "except ImportError:  # a checkout from before the loading package\n"
+            "    from textsynth.loader_testing import cached_dataset\n"
             f"print(cached_dataset({samples}, {shards}, 'lz4', {pipeline!r}, cache_dir=sys.argv[1]))")
     out = subprocess.run([sys.executable, "-c", code, str(cache)], env=_env(checkout), cwd=checkout,
                          check=True, capture_output=True, text=True)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from textsynth.loader_testing import make_synthesizer, shard_ranges, write_shard_file
+from textsynth.local_dataset import make_synthesizer, shard_ranges, write_shard_file
 from textsynth.shards.dataset import write_dataset_metadata
 
 ROOT = Path(__file__).resolve().parents[1]

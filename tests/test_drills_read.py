@@ -14,9 +14,9 @@ import pyarrow as pa
 import pytest
 
 from textsynth.errors import IncompleteDatasetError, RowChecksumError, ShardIdentityError
-import textsynth.loader as loader_module
-from textsynth.loader import make_loader
-from textsynth.loader_testing import build_dataset, make_synthesizer, write_shard_file
+import textsynth.shards.encodings as encodings_module
+from textsynth.loading import make_loader, make_stream_loader
+from textsynth.local_dataset import build_dataset, make_synthesizer, write_shard_file
 from textsynth.shards.dataset import (Dataset, build_manifest, read_manifest, shard_name, verify_dataset,
                                       write_hf_metadata, write_manifest_atomic)
 from textsynth.shards.reader import ShardReader
@@ -65,7 +65,9 @@ def _field_offset(path: Path, row: int, field: str) -> int:
     return offset
 
 
-def _read_all(root: Path, keys=("i_s",), workers: int = 0, **kw) -> list[dict]:
+def _read_all(root: Path, keys=("i_s",), workers: int = 0, stream: bool = False, **kw) -> list[dict]:
+    if stream:
+        return list(make_stream_loader(str(root), 4, keys, num_workers=workers, **kw))
     return list(make_loader(str(root), 4, keys, num_workers=workers, shuffle=False, **kw))
 
 
@@ -132,7 +134,7 @@ def test_flipped_bit_in_an_image_is_caught(pristine, tmp_path, encoding, monkeyp
         Dataset(str(root))[3]
     assert any(f"{shard_name(0, 3)}: row 3 " in p for p in verify_dataset(str(root)))
     if encoding == "lz4":  # the python-lz4 path taken where the system liblz4 is missing
-        monkeypatch.setattr(loader_module, "_LZ4", None)
+        monkeypatch.setattr(encodings_module, "LIBLZ4", None)
         with pytest.raises(RowChecksumError, match=rf"{shard_name(0, 3)}: row 3 "):
             _read_all(root, keys=("i_t",))
 

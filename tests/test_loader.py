@@ -16,15 +16,17 @@ import pytest
 import torch
 
 from textsynth.errors import CorruptShardError
-from textsynth.loader import (
+from textsynth.loading import (
     BatchCollator,
+    CollateOptions,
     ShardDataset,
     WidthBucketBatchSampler,
     make_loader,
     make_online_loader,
+    make_stream_loader,
     to_device,
 )
-from textsynth.loader_testing import build_dataset, make_synthesizer, shard_ranges, write_shard_file
+from textsynth.local_dataset import build_dataset, make_synthesizer, shard_ranges, write_shard_file
 from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS
 from textsynth.shards.dataset import Dataset, build_manifest, shard_name, write_dataset_metadata, write_manifest_atomic
 from textsynth.shards.reader import ShardReader
@@ -234,7 +236,7 @@ def test_t_sk_thin_and_inside_glyphs_after_resize(root, stored, height):
 
 
 def test_auto_fit_pads_close_widths_and_resizes_spread_ones():
-    c = BatchCollator(("i_s",), fit="auto", pad_tolerance=16)
+    c = BatchCollator(("i_s",), CollateOptions(fit="auto", pad_tolerance=16))
     w, own = c.target_widths(np.array([150, 153, 160]), np.full(3, 64))
     assert w == 160 and own.tolist() == [150, 153, 160]
     w, own = c.target_widths(np.array([100, 200]), np.full(2, 64))
@@ -243,7 +245,7 @@ def test_auto_fit_pads_close_widths_and_resizes_spread_ones():
 
 def test_collate_samples_scales_height(synth):
     samples = [synth.sample(i) for i in range(3)]
-    batch = BatchCollator(IMAGE_KEYS, height=32).collate_samples(samples)
+    batch = BatchCollator(IMAGE_KEYS, CollateOptions(height=32)).collate_samples(samples)
     assert batch["i_s"].shape[:3] == (3, 3, 32) and batch["i_s"].shape[3] % 8 == 0
     assert thick_blocks(batch["t_sk"][0, 0].numpy()) == 0
 
@@ -329,8 +331,8 @@ def test_streaming_sees_shards_appended_while_running(tmp_path, synth, workers):
 
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
-    loader = make_loader(str(root), 8, ("i_s", "t_sk"), num_workers=workers, stream=True, poll_interval=0.05,
-                         stream_timeout=60)
+    loader = make_stream_loader(str(root), 8, ("i_s", "t_sk"), num_workers=workers, poll_interval=0.05,
+                                stream_timeout=60)
     seen, done_before_first = [], None
     for batch in loader:
         if done_before_first is None:
@@ -347,7 +349,7 @@ def test_streaming_sees_shards_appended_while_running(tmp_path, synth, workers):
 def test_streaming_stops_after_timeout_without_manifest(tmp_path, synth):
     root = tmp_path / "stalled"
     write_shard_file(root, 0, 3, range(0, 6), synth)
-    loader = make_loader(str(root), 4, ("i_s",), num_workers=0, stream=True, poll_interval=0.05, stream_timeout=0.5)
+    loader = make_stream_loader(str(root), 4, ("i_s",), num_workers=0, poll_interval=0.05, stream_timeout=0.5)
     with pytest.warns(RuntimeWarning, match="no new shard"):
         ids = [i for b in loader for i in b["id"]]
     assert sorted(ids) == sorted(f"7-{i}" for i in range(6))
@@ -454,7 +456,7 @@ def test_checksums_verified_once_then_skipped(root, tmp_path):
     ds[np.arange(8)]
     bits = ds._verified.numpy()
     assert (bits[:8] & 1).all() and not bits[8:].any()
-    always = ShardDataset(root, ("i_s",), verify="always")
+    always = ShardDataset(root, ("i_s",), CollateOptions(verify="always"))
     always[np.arange(8)]
     assert not always._verified.numpy().any()
 

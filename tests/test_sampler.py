@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textsynth.loader import WidthBucketBatchSampler, make_loader, make_online_loader
+from textsynth.loading import WidthBucketBatchSampler, make_online_loader, make_stream_loader
 from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS, Sample
 from textsynth.shards.dataset import shard_name, write_dataset_metadata
 from textsynth.shards.writer import write_shard
@@ -87,9 +87,9 @@ def test_map_style_batches_unchanged(name):
 @pytest.mark.parametrize("name", sorted(STREAM_CASES))
 def test_streaming_batches_unchanged(random_root, name):
     case = STREAM_CASES[name]
-    loader = make_loader(random_root, case["batch_size"], ("mask_t",), num_workers=0, seed=case["seed"],
-                         epoch=case["epoch"], drop_last=case["drop_last"], height=case.get("height", 64),
-                         stream=True, poll_interval=0.01)
+    loader = make_stream_loader(random_root, case["batch_size"], ("mask_t",), num_workers=0, seed=case["seed"],
+                                epoch=case["epoch"], drop_last=case["drop_last"], height=case.get("height", 64),
+                                poll_interval=0.01)
     assert [b["index"].tolist() for b in loader] == EXPECTED[name]
 
 

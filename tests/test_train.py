@@ -14,7 +14,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from textsynth.loader_testing import build_dataset  # noqa: E402
+from textsynth.local_dataset import build_dataset  # noqa: E402
 from textsynth.srnet import checkpoint as ckpt  # noqa: E402
 from textsynth.srnet.losses import LossConfig  # noqa: E402
 from textsynth.srnet.model import SRNetConfig  # noqa: E402

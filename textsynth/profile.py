@@ -59,7 +59,7 @@ class Measurement:
 def measure(loader: Iterable[dict[str, Any]], name: str, workers: int, batches: int = 50, warmup: int = 4,
             on_batch: Callable[[dict[str, Any]], Any] | None = None) -> Measurement:
     """Time `batches` batches after `warmup` ones, restarting epochs as needed; CPU of main + workers."""
-    from textsynth.loader import batch_nbytes
+    from textsynth.loading import batch_nbytes
 
     epoch = 0
 
@@ -130,11 +130,11 @@ class PngFolderDataset:
                  fit: str = "resize", multiple: int = 8, texts: bool = True) -> None:
         import torch.utils.data  # noqa: F401  (same environment as the real loader)
 
-        from textsynth.loader import BatchCollator
+        from textsynth.loading import BatchCollator, CollateOptions
         from textsynth.srnet_folder import _natural_key
 
         self.folder = str(folder)
-        self.collator = BatchCollator(keys, height, fit, multiple)
+        self.collator = BatchCollator(keys, CollateOptions(height=height, fit=fit, multiple=multiple))
         names = sorted((p for p in os.listdir(os.path.join(self.folder, "i_s")) if p.endswith(".png")),
                        key=_natural_key)
         self.names = np.array(names)
@@ -184,13 +184,13 @@ def make_png_loader(folder: str, widths: np.ndarray, heights: np.ndarray, batch_
                     keys: Sequence[str] = IMAGE_KEYS, num_workers: int = 2, seed: int = 0, height: int = 64,
                     prefetch_factor: int | None = None, fit: str = "resize"):
     """A DataLoader over a PNG folder with the same width-bucketing sampler and collate as make_loader."""
-    from textsynth.loader import ShardLoader, WidthBucketBatchSampler, _loader_kwargs
+    from textsynth.loading import ShardLoader, WidthBucketBatchSampler, dataloader_options
 
     ds = PngFolderDataset(folder, keys, height, fit)
     n = len(ds)
     sampler = WidthBucketBatchSampler(widths[:n], batch_size, heights=heights[:n], height=height, seed=seed,
                                       rank=0, world_size=1)
-    kw = _loader_kwargs(num_workers, False, None, prefetch_factor, None, None, 0)
+    kw = dataloader_options(num_workers, False, None, prefetch_factor, None, None, 0)
     return ShardLoader(ds, batch_size=None, sampler=sampler, **kw)
 
 
@@ -277,7 +277,7 @@ def run_profile(root: str, workers: Sequence[int] = (0, 1, 2, 4), batch_size: in
                 fit: str = "resize", verify: str = "once", port_baseline: bool = True, port_batches: int = 8,
                 log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Measure the Arrow loader (and the PNG folder) at each worker count; returns the JSON-able report."""
-    from textsynth.loader import make_loader, to_device
+    from textsynth.loading import make_loader, to_device
 
     import torch
 
@@ -314,9 +314,9 @@ def run_profile(root: str, workers: Sequence[int] = (0, 1, 2, 4), batch_size: in
                 tmp_png = folder = tempfile.mkdtemp(prefix="textsynth-png-")
             log(f"exporting {png_limit or 'all'} samples to a PNG folder at {folder} ...")
             export_png_folder(root, folder, png_limit)
-        from textsynth.loader import ShardDataset
+        from textsynth.loading import CollateOptions, ShardDataset
 
-        full = ShardDataset(root, keys, height)
+        full = ShardDataset(root, keys, CollateOptions(height=height))
         try:
             for nw in workers:
                 loader = make_png_loader(folder, np.asarray(full.widths), np.asarray(full.heights), batch_size,

@@ -2,10 +2,14 @@
 
 raw/lz4 store the array bytes (decode needs H, W; channels come from IMAGE_CHANNELS); png/jpeg are
 self-describing. In "jpeg" mode the single-channel images stay PNG because they must stay exact.
+`Codec.decode_into` writes into a caller's buffer instead (lz4: straight from the payload through the
+system liblz4, see `Lz4Frames`); `Codec.frame_decoder` is the same by address, for batched readers.
 """
 from __future__ import annotations
 
-from typing import Callable, Union
+import os
+import threading
+from typing import Any, Callable, Union
 
 import cv2
 import lz4.frame
@@ -97,6 +101,127 @@ def _decode_lz4(key: str, data: Buffer, height: int, width: int) -> np.ndarray:
     return _from_raw(key, raw, height, width, "lz4")
 
 
+class Lz4Frames:
+    """LZ4 frame decompression straight into a caller's buffer via the system liblz4 (ctypes).
+
+    python-lz4 can only return a new bytes object (an allocation and an extra pass per image); this
+    writes into the caller's buffer, reuses one decompression context per thread (a forked process gets
+    its own copy), and can skip the frame's content checksum (XXH32, ~40% of the decode time) for
+    payloads the caller has already verified (a row checksum). Unavailable -> python-lz4 is used.
+    """
+
+    def __init__(self) -> None:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("lz4") or "liblz4.so.1"
+        lib = ctypes.CDLL(name)
+        version = lib.LZ4_versionNumber()
+        if version < 10803:  # LZ4F_resetDecompressionContext appeared in 1.8.3
+            raise OSError(f"{name} {version} is too old")
+        size_p = ctypes.POINTER(ctypes.c_size_t)
+
+        class Options(ctypes.Structure):  # LZ4F_decompressOptions_t
+            _fields_ = [("stableDst", ctypes.c_uint), ("skipChecksums", ctypes.c_uint),
+                        ("reserved1", ctypes.c_uint), ("reserved0", ctypes.c_uint)]
+
+        lib.LZ4F_decompress.argtypes = [ctypes.c_void_p, ctypes.c_void_p, size_p, ctypes.c_void_p, size_p,
+                                        ctypes.c_void_p]
+        lib.LZ4F_decompress.restype = ctypes.c_size_t
+        lib.LZ4F_isError.argtypes = [ctypes.c_size_t]
+        lib.LZ4F_isError.restype = ctypes.c_uint
+        lib.LZ4F_getErrorName.argtypes = [ctypes.c_size_t]
+        lib.LZ4F_getErrorName.restype = ctypes.c_char_p
+        lib.LZ4F_createDecompressionContext.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint]
+        lib.LZ4F_resetDecompressionContext.argtypes = [ctypes.c_void_p]
+        lib.LZ4F_resetDecompressionContext.restype = None
+        self.ctypes = ctypes
+        self.lib = lib
+        self.version = version
+        self.can_skip = version >= 10904  # skipChecksums exists from lz4 1.9.4
+        self._skip = Options(0, 1, 0, 0)  # kept alive: skip_opts is its address
+        self.skip_opts = ctypes.addressof(self._skip) if self.can_skip else None
+        self.local = threading.local()
+
+    def context(self) -> Any:
+        """This thread's decompression context and size cells (ctx, dst, src, dst_p, src_p)."""
+        local = self.local
+        ctx = getattr(local, "ctx", None)
+        if ctx is None:
+            ctx = self.ctypes.c_void_p()
+            if self.lib.LZ4F_createDecompressionContext(self.ctypes.byref(ctx), 100):  # LZ4F_VERSION
+                raise OSError("LZ4F_createDecompressionContext failed")
+            local.ctx = ctx
+            local.dst, local.src = self.ctypes.c_size_t(), self.ctypes.c_size_t()
+            local.dst_p, local.src_p = self.ctypes.byref(local.dst), self.ctypes.byref(local.src)
+        return local
+
+    def decoder(self) -> Callable[[int, int, int, int, bool], str | None]:
+        """This thread's `decode(dst_addr, dst_len, src_addr, src_len, verify)`: decompress one whole frame of
+        exactly dst_len bytes by address; None on success, else what went wrong. verify=False skips the
+        frame's content checksum where liblz4 can (>= 1.9.4). Everything it needs is bound once, so a
+        batched caller pays one Python call per image."""
+        local = self.context()
+        decompress, ctx, skip, failure = self.lib.LZ4F_decompress, local.ctx, self.skip_opts, self.failure
+        dst_v, src_v, dst_p, src_p = local.dst, local.src, local.dst_p, local.src_p
+
+        def decode(dst_addr: int, dst_len: int, src_addr: int, src_len: int, verify: bool = True) -> str | None:
+            dst_v.value = dst_len
+            src_v.value = src_len
+            ret = decompress(ctx, dst_addr, dst_p, src_addr, src_p, None if verify else skip)
+            if ret or dst_v.value != dst_len or src_v.value != src_len:
+                return failure(ret, dst_len, src_len)
+            return None
+
+        return decode
+
+    def failure(self, ret: int, dst_len: int, src_len: int) -> str:
+        """Reset this thread's context after a failed call and say what went wrong."""
+        local = self.context()
+        self.lib.LZ4F_resetDecompressionContext(local.ctx)
+        if self.lib.LZ4F_isError(ret):
+            return self.lib.LZ4F_getErrorName(ret).decode()
+        return (f"frame incomplete or of the wrong size (wrote {local.dst.value} of {dst_len} bytes, "
+                f"read {local.src.value} of {src_len})")
+
+
+def _load_liblz4() -> Lz4Frames | None:
+    if os.environ.get("TEXTSYNTH_NO_LIBLZ4"):
+        return None
+    try:
+        return Lz4Frames()
+    except (OSError, AttributeError):
+        return None
+
+
+LIBLZ4: Lz4Frames | None = _load_liblz4()  # None: python-lz4 decodes (and always checks frame checksums)
+
+
+def _lz4_into(key: str, data: Buffer, dst: np.ndarray, verify: bool) -> None:
+    src = np.ascontiguousarray(_as_u8(data))
+    lib = LIBLZ4
+    if lib is not None:
+        err = lib.decoder()(dst.ctypes.data, dst.nbytes, src.ctypes.data, src.nbytes, verify)
+    else:
+        try:
+            raw = lz4.frame.decompress(src)
+            err = None if len(raw) == dst.nbytes else f"{len(raw)} bytes, expected {dst.nbytes}"
+        except RuntimeError as exc:
+            err = str(exc)
+        if err is None:
+            dst.reshape(-1)[:] = np.frombuffer(raw, np.uint8)
+    if err is not None:
+        raise CorruptShardError(f"lz4 payload of image {key!r} does not decompress to {dst.shape}: {err}")
+
+
+def _raw_into(key: str, data: Buffer, dst: np.ndarray, verify: bool) -> None:
+    flat = _as_u8(data)
+    if flat.size != dst.size:
+        raise CorruptShardError(f"raw payload of image {key!r} has {flat.size} bytes, expected {dst.size} "
+                                f"for shape {dst.shape}")
+    dst.reshape(-1)[:] = flat
+
+
 # --- png / jpeg (cv2 is BGR: convert at the boundary) --------------------------------------------
 
 def _to_cv(array: np.ndarray) -> np.ndarray:
@@ -166,6 +291,27 @@ class Codec:
         if height <= 0 or width <= 0:
             raise CorruptShardError(f"image {key!r} has a non-positive declared size {height}x{width}")
         return _DECODERS[self.image_encoding(key)](key, data, int(height), int(width))
+
+    def decode_into(self, key: str, data: Buffer, dst: np.ndarray, verify: bool = True) -> None:
+        """Decode into the C-contiguous uint8 `dst` shaped as the stored image ((H, W, 3) or (H, W)).
+
+        lz4 decompresses straight from `data` into `dst` (liblz4; verify=False skips the frame checksum
+        of a payload the caller verified otherwise); raw is one copy; png/jpeg decode then copy.
+        A payload that does not fill `dst` exactly raises CorruptShardError.
+        """
+        enc = self.image_encoding(key)
+        if enc == "lz4":
+            _lz4_into(key, data, dst, verify)
+        elif enc == "raw":
+            _raw_into(key, data, dst, verify)
+        else:
+            dst[...] = _DECODERS[enc](key, data, dst.shape[0], dst.shape[1])
+
+    def frame_decoder(self) -> Callable[[int, int, int, int, bool], str | None] | None:
+        """For lz4 with the system liblz4: this thread's by-address frame decoder (see Lz4Frames.decoder);
+        None otherwise (use decode_into)."""
+        lib = LIBLZ4
+        return lib.decoder() if self.encoding == "lz4" and lib is not None else None
 
 
 _CODECS = {name: Codec(name) for name in ENCODINGS}

@@ -12,8 +12,8 @@ import json
 import os
 import posixpath
 import warnings
-from dataclasses import dataclass
-from typing import Any, Iterator, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +24,7 @@ from textsynth.sample import IMAGE_KEYS, Sample
 from textsynth.shards import storage
 from textsynth.shards.checksum import FIELDS, rows_checksums
 from textsynth.shards.encodings import Codec, get_codec
-from textsynth.shards.schema import CHECKSUM_COLUMN, ShardLayout, parse_schema
+from textsynth.shards.schema import CHECKSUM_COLUMN, ShardLayout, parse_identity, parse_schema
 
 EOS_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC end-of-stream: continuation + zero length
 _SPAN_COLUMNS: tuple[str, ...] = FIELDS
@@ -63,6 +63,7 @@ class _Opened:
     spans: dict[str, _Spans]
     checksums: np.ndarray | None  # stored per-row checksums (None: format 1 shard, unverifiable)
     checked: np.ndarray  # rows whose checksum this mapping has verified
+    caches: dict[str, Any] = field(default_factory=dict)  # see ShardReader.mapping_cache
 
 
 def _payload(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -247,6 +248,18 @@ class ShardReader:
             self.verify_rows([j])
         return j
 
+    def mapping_cache(self, name: str, make: Callable[[], Any]) -> Any:
+        """A value tied to the current mapping: built by make() on first use, dropped with the mapping.
+
+        Shards are immutable once in place, so facts a reader learns about the mapped bytes (the loader's
+        per-row record of LZ4 frames it verified) hold until the shard is closed or reopened, never longer.
+        """
+        caches = self._state.caches
+        value = caches.get(name)
+        if value is None:
+            value = caches[name] = make()
+        return value
+
     @property
     def encoding(self) -> str:
         """The dataset encoding of this shard's images."""
@@ -336,6 +349,26 @@ class ShardReader:
     def __iter__(self) -> Iterator[Sample]:
         for j in range(len(self)):
             yield self[j]
+
+
+def read_shard_sizes(fs: pafs.FileSystem, path: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any] | None]:
+    """(widths, heights, identity) of one shard without validating or indexing its image columns (a cheap
+    pass for samplers); CorruptShardError names a missing, corrupt or truncated file."""
+    try:
+        if storage.is_local(fs):
+            with pa.memory_map(path, "r") as f:
+                table = pa.ipc.open_stream(f).read_all()
+        else:
+            with fs.open_input_file(path) as f:
+                table = pa.ipc.open_stream(f).read_all()
+        w = table.column("width").to_numpy().astype(np.int32)
+        h = table.column("height").to_numpy().astype(np.int32)
+        identity = parse_identity(table.schema, path)
+    except FileNotFoundError as exc:
+        raise CorruptShardError(f"{path}: shard file is missing") from exc
+    except (pa.ArrowException, OSError, EOFError, ValueError, KeyError) as exc:
+        raise CorruptShardError(f"{path}: corrupt or truncated shard: {type(exc).__name__}: {exc}") from exc
+    return w, h, identity
 
 
 def open_shard(path: str | os.PathLike[str], filesystem: pafs.FileSystem | None = None) -> ShardReader:

@@ -16,50 +16,10 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+from textsynth.loading.normalise import to_device_normalised  # noqa: F401  (lives with the loader now)
 from textsynth.srnet.losses import (
     LossConfig, VGG19Features, clip_discriminator_weights, gan_d_loss, generator_loss,
 )
-
-RGB_KEYS: tuple[str, ...] = ("i_s", "i_t", "t_t", "t_b", "t_f")
-GREY_KEYS: tuple[str, ...] = ("t_sk", "mask_t", "mask_s")
-
-
-def to_device_normalised(batch: Mapping[str, Any], device: torch.device | str,
-                         channels_last: bool = False, dtype: torch.dtype = torch.float32
-                         ) -> dict[str, Any]:
-    """Move a batch to `device` and normalise it there.
-
-    uint8 RGB images (B, 3, H, W) -> x / 127.5 - 1 in [-1, 1]; uint8 t_sk / mask_t / mask_s (B, 1, H, W)
-    -> x / 255 in [0, 1]. The uint8 tensors travel (4x fewer bytes than float; non_blocking, so pinned
-    memory overlaps the copy). Image tensors that are already floating point are taken as normalised
-    and only moved. Other entries (metadata) are passed through unchanged.
-    """
-    device = torch.device(device)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    out: dict[str, Any] = {}
-    for k, v in batch.items():
-        if (k not in RGB_KEYS and k not in GREY_KEYS) or not isinstance(v, torch.Tensor):
-            out[k] = v
-            continue
-        if v.dim() != 4:
-            raise ValueError(f"batch[{k!r}]: expected (B, C, H, W), got shape {tuple(v.shape)}")
-        want_c = 3 if k in RGB_KEYS else 1
-        if v.shape[1] != want_c:
-            raise ValueError(f"batch[{k!r}]: expected {want_c} channel(s), got shape {tuple(v.shape)}")
-        x = v.to(device, non_blocking=True)
-        if x.dtype == torch.uint8:
-            x = x.to(dtype)
-            if k in RGB_KEYS:
-                x = x.div_(127.5).sub_(1.0)
-            else:
-                x = x.div_(255.0)
-        elif x.is_floating_point():
-            x = x.to(dtype)
-        else:
-            raise TypeError(f"batch[{k!r}]: expected uint8 (or already-normalised float), got {x.dtype}")
-        out[k] = x.contiguous(memory_format=fmt)
-    return out
-
 
 def _freeze(modules: Iterable[nn.Module]) -> list[tuple[nn.Parameter, bool]]:
     """Turn off requires_grad on every parameter; return the previous flags for `_restore`."""

@@ -159,7 +159,7 @@ def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = Non
     Returns the last logged record. Raises TrainingDiverged on a non-finite loss (the newest
     checkpoint on disk is the last good one).
     """
-    from ..loader import make_loader  # torch-side data loading lives with the loader
+    from ..loading import make_loader  # torch-side data loading lives with the loader
 
     out = Path(out)
     rank, world, local_rank = _dist_setup()
@@ -287,7 +287,7 @@ def _summarise(window: list[dict[str, float]], step: int, epoch: int, seconds: f
 
 
 def _first_batch(root: str, cfg: TrainConfig, allow_partial: bool = False) -> dict[str, Any]:
-    from ..loader import make_loader
+    from ..loading import make_loader
 
     loader = make_loader(root, batch_size=cfg.grid_samples, keys=TRAIN_KEYS, num_workers=0, shuffle=False,
                          height=cfg.height, allow_partial=allow_partial)
@@ -297,7 +297,7 @@ def _first_batch(root: str, cfg: TrainConfig, allow_partial: bool = False) -> di
 @torch.no_grad()
 def validate(gen, root: str, cfg: TrainConfig, device: torch.device, amp_dtype) -> dict[str, float]:
     """L1, PSNR, SSIM of o_f against t_f (and L1 of o_b against t_b) on up to val_batches batches."""
-    from ..loader import make_loader
+    from ..loading import make_loader
 
     loader = make_loader(root, batch_size=cfg.batch_size, keys=TRAIN_KEYS, num_workers=0, shuffle=False,
                          height=cfg.height)

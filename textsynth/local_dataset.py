@@ -1,7 +1,7 @@
-"""Small in-process dataset builder for loader tests and benchmarks (no Ray).
+"""Render a recipe into a dataset folder from one process (no Ray): small datasets for benchmarks and tests.
 
-`textsynth generate` writes datasets through Ray; tests and benchmarks of the loader only need a
-folder of real rendered samples in the same layout, which this writes from one process:
+`textsynth generate` writes datasets through Ray; benchmarks, tests and examples of the loader only
+need a folder of real rendered samples in the same layout, which this writes from one process:
 `data-XXXXX-of-NNNNN.arrow` shards via ShardWriter, then `write_dataset_metadata` (the manifest last).
 """
 from __future__ import annotations
