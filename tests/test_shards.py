@@ -352,3 +352,41 @@ def test_dataset_shard_with_wrong_row_count_is_named(tmp_path: Path, samples: li
         Dataset(tmp_path)[0]
     problems = verify_dataset(str(tmp_path))
     assert any(first["file"] in p and "rows" in p for p in problems)
+
+
+# --- decode_into (the loader's decode path) and per-mapping caches ------------------------------------
+
+@pytest.mark.parametrize("encoding, liblz4", [("lz4", True), ("lz4", False), ("raw", True), ("png", True),
+                                               ("jpeg", True)])
+def test_decode_into_equals_decode(samples, encoding, liblz4, monkeypatch):
+    if not liblz4:
+        monkeypatch.setattr(encodings, "LIBLZ4", None)  # the python-lz4 path
+    codec = encodings.get_codec(encoding)
+    s = samples[0]
+    for key in IMAGE_KEYS:
+        payload = np.frombuffer(codec.encode(key, s.images[key]), np.uint8)
+        want = codec.decode(key, payload, s.height, s.width)
+        dst = np.full(want.shape, 7, np.uint8)
+        codec.decode_into(key, payload, dst)
+        assert np.array_equal(dst, want), key
+        if encoding in ("lz4", "raw"):
+            with pytest.raises(CorruptShardError, match=key):
+                codec.decode_into(key, payload, np.empty((want.shape[0], want.shape[1] + 1) + want.shape[2:], np.uint8))
+    if encoding == "lz4":
+        assert (codec.frame_decoder() is None) == (encodings.LIBLZ4 is None)
+        payload = np.frombuffer(codec.encode("i_s", s.images["i_s"]), np.uint8).copy()
+        payload[len(payload) // 2] ^= 0x40
+        with pytest.raises(CorruptShardError, match="i_s"):
+            codec.decode_into("i_s", payload, np.empty(s.images["i_s"].shape, np.uint8))
+
+
+def test_mapping_cache_lives_as_long_as_the_mapping(tmp_path, samples):
+    path = tmp_path / "s.arrow"
+    write_shard(path, samples[:3])
+    reader = ShardReader(path)
+    first = reader.mapping_cache("bits", lambda: np.zeros(len(reader), np.uint8))
+    first[1] = 5
+    assert reader.mapping_cache("bits", lambda: None) is first  # built once per mapping
+    reader.close()
+    again = reader.mapping_cache("bits", lambda: np.zeros(len(reader), np.uint8))
+    assert again is not first and not again.any()  # a reopened shard starts afresh
