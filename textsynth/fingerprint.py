@@ -10,7 +10,7 @@ from typing import Any
 from .assets import asset_root, expand_paths
 from .config import SynthConfig
 
-PARTS = ("format_version", "config", "seed", "count", "shard_size", "encoding", "assets")
+PARTS = ("shard_format", "config", "seed", "count", "shard_size", "encoding", "assets")
 
 
 def _sha256_file(path: Path) -> str:
@@ -67,7 +67,7 @@ def identity_parts(cfg: SynthConfig, count: int, shard_size: int, encoding: str,
     """Everything a dataset's bytes depend on, as plain JSON data."""
     from .shards.schema import FORMAT_VERSION
 
-    return {"format_version": FORMAT_VERSION, "config": cfg.to_dict(), "seed": cfg.seed, "count": count,
+    return {"shard_format": FORMAT_VERSION, "config": cfg.to_dict(), "seed": cfg.seed, "count": count,
             "shard_size": shard_size, "encoding": encoding,
             "assets": asset_digests(cfg) if assets is None else assets}
 
@@ -90,7 +90,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What changed between two identity_parts dicts, in words ("seed 5 -> 6", "corpus words.txt changed")."""
     out: list[str] = []
-    for key in ("format_version", "seed", "count", "shard_size", "encoding"):
+    for key in ("shard_format", "seed", "count", "shard_size", "encoding"):
         if old.get(key) != new.get(key):
             out.append(f"{key} {old.get(key)!r} -> {new.get(key)!r}")
     a, b = _flat(old.get("config") or {}), _flat(new.get("config") or {})

@@ -398,7 +398,7 @@ def generate(plan: Plan, *, address: str | None = None, num_cpus: int | None = N
         t0 = time.perf_counter()
         todo = [k for k in range(plan.num_shards) if k not in landed]
         extra = {**plan.identity(), "versions": _versions(), "num_shards": plan.num_shards,
-                 "fingerprint": fingerprint, "assets": parts["assets"]}
+                 "fingerprint": fingerprint, "shard_format": parts["shard_format"], "assets": parts["assets"]}
         if todo:
             started = init_ray(address, num_cpus, ray_temp_dir)
             try:
