@@ -7,13 +7,13 @@ depend on how samples are spread over workers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
 import numpy as np
 
-from .backgrounds import BackgroundPool
+from .backgrounds import BackgroundPool, UndecodableImage
 from .config import SynthConfig
 from .corpus import Corpus
 from .errors import RenderError
@@ -22,7 +22,9 @@ from .render import (composite, effect_extent_em, effect_layers, gaussian_radius
                      make_warp, rasterize, render_plain, to_u8, warp_mask, word_bounds, char_boxes)
 from .sample import GREY, Sample
 from .skeleton import skeletonize
-from .style import contrast_ratio, luminance_range, resolve_colors, sample_style
+from .local_contrast import glyph_backgrounds, glyph_contrasts, glyph_regions
+from .palette import ColorDraw, resolve_colors, resolve_text
+from .style import sample_style
 
 cv2.setNumThreads(1)  # per-sample work is tiny; parallelism comes from processes
 
@@ -42,6 +44,7 @@ class Pools:
 
 
 PLAN_SIZE = 48
+FLATTEN = (1.0, 0.75, 0.5, 0.25, 0.0)  # background contrast kept when no colour fits every glyph
 
 
 class _TooWide(Exception):
@@ -77,7 +80,7 @@ class Synthesizer:
             params = self.draw(rng)
             try:
                 s = self.render(params, keep_layers=keep_layers)
-            except _TooWide:
+            except (_TooWide, UndecodableImage):  # deterministic: the same draws fail on every worker
                 continue
             s.meta.update(id=f"{self.cfg.seed}-{index}", seed=self.cfg.seed, index=index)
             return s
@@ -95,6 +98,21 @@ class Synthesizer:
         pl, pt, pr, pb = (v * size for v in style["padding"])
         canvas = (b[:, 0].min() - pl - ext, b[:, 1].min() - pt - ext, b[:, 2].max() + pr + ext, b[:, 3].max() + pb + ext)
         return font, lays, warp, canvas
+
+    def _colors(self, style: dict, bg: np.ndarray, regions: list) -> tuple[dict, np.ndarray, float]:
+        """Colours against the background under every glyph; a background too contrasty for any one
+        colour is flattened toward its mean (a deterministic ladder) until one fits."""
+        draw = ColorDraw(**style["color_draw"])
+        has_border = style["border"] > 0
+        f = bg.astype(np.float32)
+        mean = f.reshape(-1, 3).mean(axis=0)
+        for keep in FLATTEN:
+            flat = bg if keep == 1.0 else np.clip(np.rint(mean + (f - mean) * keep), 0, 255).astype(np.uint8)
+            colors = resolve_colors(draw, glyph_backgrounds(flat, regions), has_border)
+            if colors is not None:
+                return colors, flat, keep
+        # a floor above what any colour reaches on this grey (> 4.58 on mid grey): the best side
+        return resolve_colors(replace(draw, min_contrast=1.0), glyph_backgrounds(flat, regions), has_border), flat, 0.0
 
     def render(self, params: dict[str, Any], keep_layers: bool = False) -> Sample:
         """Render the eight images of a drawn sample; pure in (params, config, pools)."""
@@ -130,11 +148,19 @@ class Synthesizer:
             glyphs.append(warp_mask(mask, warp, lay, ox, oy, h, w))
         layers = [effect_layers(g, style, px_per_em) for g in glyphs]
 
-        bg = self.pools.backgrounds.apply(params["background"], h, w)
-        under = (glyphs[0] > 127) | (glyphs[1] > 127)
-        bg_under = bg[under] if under.any() else bg.reshape(-1, 3)
-        bg_mean = bg_under.mean(axis=0)
-        colors = resolve_colors(style["color_draw"], bg_mean, luminance_range(bg_under), style["border"] > 0)
+        union = np.maximum(glyphs[0], glyphs[1])
+        rows = np.nonzero((union > 127).any(axis=1))[0]
+        text_h = float(rows[-1] - rows[0] + 1) if len(rows) else float(h)
+        region = cv2.dilate((union > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        boxes = [char_boxes(warp, lay) for lay in lays]
+        regions = [glyph_regions(layers[k].glyph, boxes[k]) for k in (0, 1)]
+        draw = ColorDraw(**style["color_draw"])
+        bg, crop = self.pools.backgrounds.apply(
+            params["background"], h, w, region, text_h,
+            lambda img: resolve_text(draw, glyph_backgrounds(img, regions[0] + regions[1])) is not None)
+        colors, bg, flatten = self._colors(style, bg, regions[0] + regions[1])
+        text_rgb = np.asarray(colors["text"], np.float32)
+        contrasts = glyph_contrasts(text_rgb, bg, regions[0] + regions[1])
 
         i_s = composite(bg, layers[0], colors)
         t_f = composite(bg, layers[1], colors)
@@ -152,8 +178,9 @@ class Synthesizer:
         }
         meta = {**params, "colors": colors, "raster_size": size, "scale": round(scale, 6),
                 "px_per_em": round(px_per_em, 4), "standard_font": std.name,
-                "contrast": round(contrast_ratio(np.array(colors["text"]), bg_mean), 3),
-                "boxes_s": char_boxes(warp, lays[0]), "boxes_t": char_boxes(warp, lays[1])}
+                "min_glyph_contrast": round(float(contrasts.min()), 3) if len(contrasts) else None,
+                "background_crop": crop.to_dict() if crop else None, "text_height": round(text_h, 1),
+                "background_flatten": flatten, "boxes_s": boxes[0], "boxes_t": boxes[1]}
         s = Sample(images, meta)
         if keep_layers:
             s.layers = layers  # type: ignore[attr-defined]  # test/debug only, never serialised
