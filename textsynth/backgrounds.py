@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .bgindex import MAX_PIXELS, Entry, Rejected, build_index, read_entry_bytes, warn_rejected
+from .bgindex import (IMAGE_SUFFIXES, MAX_PIXELS, Entry, Rejected, build_index,  # noqa: F401 - re-exported
+                      read_entry_bytes, warn_rejected)
 from .config import BackgroundConfig
 from .errors import BackgroundError
 from .textures import FAMILIES, make_texture

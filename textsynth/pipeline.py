@@ -3,7 +3,8 @@
 Shard k holds samples [k*shard_size, min(count, (k+1)*shard_size)) of the recipe, each a pure
 function of (config, seed, index), so the dataset is byte-identical however many workers or nodes
 render it. The manifest is rewritten (atomically) as shards land; a rerun of the same command
-writes only the shards it lacks. The pools travel once, through Ray's object store.
+writes only the shards it lacks. The pools travel once, through Ray's object store; background
+photos travel as an index (path, size, sha256) that workers read lazily through a bounded cache.
 """
 from __future__ import annotations
 
@@ -246,11 +247,14 @@ def generate(plan: Plan, *, address: str | None = None, num_cpus: int | None = N
     report = Report(skipped=sorted(landed))
     t0 = time.perf_counter()
     todo = [k for k in range(plan.num_shards) if k not in landed]
-    extra = {**plan.identity(), "versions": _versions(), "num_shards": plan.num_shards}
+    pools = Pools.from_config(plan.cfg)  # the background pool is an index: it travels, its pixels do not
+    extra = {**plan.identity(), "versions": _versions(), "num_shards": plan.num_shards,
+             "backgrounds": pools.backgrounds.fingerprint()}
     if todo:
         started = init_ray(address, num_cpus, ray_temp_dir)
         try:
-            pools_ref = ray.put(Pools.from_config(plan.cfg))
+            pools_ref = ray.put(pools)
+            del pools
             task = ray.remote(max_retries=4)(render_shard)
             limit = max_in_flight or max(2, int(ray.cluster_resources().get("CPU", 1)) * 2)
             cfg_dict = plan.cfg.to_dict()
