@@ -40,7 +40,7 @@ def glyph_ratios(s) -> list[float]:
 def camera(s) -> bool:
     st = s.meta["style"]
     fx = s.meta.get("effects") or {}
-    return bool(st["blur"] or st["noise"] or any(fx.get(k) for k in ("jpeg", "motion", "defocus")))
+    return bool(st["blur"] or st["noise"] or fx.get("camera"))
 
 
 def check(syn: Synthesizer, n: int) -> list[str]:

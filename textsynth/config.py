@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checks import check_prob as _check_prob, check_range as _check_range
+from .effects import EffectsConfig
 from .errors import ConfigError
 
 Range = tuple[float, float]
@@ -201,6 +203,7 @@ class SynthConfig:
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     style: StyleConfig = field(default_factory=StyleConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    effects: EffectsConfig = field(default_factory=EffectsConfig)
 
     def validate(self, path: str = "config") -> "SynthConfig":
         if self.seed < 0:
@@ -228,16 +231,6 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
             node = node.setdefault(p, {})
         node[parts[-1]] = value
     return out
-
-
-def _check_prob(v: float, path: str) -> None:
-    if not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-        raise ConfigError(f"{path} must be a probability in [0, 1], got {v!r}")
-
-
-def _check_range(v: tuple, path: str, lo: float, hi: float) -> None:
-    if len(v) != 2 or not lo <= v[0] <= v[1] <= hi:
-        raise ConfigError(f"{path} must be [low, high] with {lo} <= low <= high <= {hi}, got {list(v)}")
 
 
 def _coerce(value: Any, tp: Any, path: str) -> Any:

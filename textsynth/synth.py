@@ -17,8 +17,12 @@ from .backgrounds import BackgroundPool, UndecodableImage
 from .config import SynthConfig
 from .corpus import Corpus
 from .errors import RenderError
+from .effects import FILL, camera
+from .effects import draw_all as draw_effects
+from .effects import params as effect_params
+from .fill import text_fields
 from .fonts import FontPool
-from .render import (composite, effect_extent_em, effect_layers, gaussian_radius, layout_word,
+from .render import (composite, effect_extent_em, effect_layers, layout_word,
                      make_warp, rasterize, render_plain, to_u8, warp_mask, word_bounds, char_boxes)
 from .sample import GREY, Sample
 from .skeleton import skeletonize
@@ -44,6 +48,7 @@ class Pools:
 
 
 PLAN_SIZE = 48
+FILL_HEADROOM = 1.6  # contrast sought past the floor when fill effects will vary the text colour
 FLATTEN = (1.0, 0.75, 0.5, 0.25, 0.0)  # background contrast kept when no colour fits every glyph
 
 
@@ -71,6 +76,7 @@ class Synthesizer:
             "font_index": font_index, "font": p.fonts.fonts[font_index].name,
             "style": sample_style(rng, self.cfg.style, self.cfg.fonts.size),
             "background": p.backgrounds.sample(rng),
+            "effects": draw_effects(rng, self.cfg.effects),
         }
 
     def sample(self, index: int, keep_layers: bool = False) -> Sample:
@@ -99,18 +105,21 @@ class Synthesizer:
         canvas = (b[:, 0].min() - pl - ext, b[:, 1].min() - pt - ext, b[:, 2].max() + pr + ext, b[:, 3].max() + pb + ext)
         return font, lays, warp, canvas
 
-    def _colors(self, style: dict, bg: np.ndarray, regions: list) -> tuple[dict, np.ndarray, float]:
+    def _colors(self, style: dict, bg: np.ndarray, regions: list, headroom: float) -> tuple[dict, np.ndarray, float]:
         """Colours against the background under every glyph; a background too contrasty for any one
-        colour is flattened toward its mean (a deterministic ladder) until one fits."""
+        colour is flattened toward its mean (a deterministic ladder) until one fits. With fill effects
+        on, a colour `headroom` times past the floor is preferred, so the effects have room to act."""
         draw = ColorDraw(**style["color_draw"])
         has_border = style["border"] > 0
         f = bg.astype(np.float32)
         mean = f.reshape(-1, 3).mean(axis=0)
         for keep in FLATTEN:
             flat = bg if keep == 1.0 else np.clip(np.rint(mean + (f - mean) * keep), 0, 255).astype(np.uint8)
-            colors = resolve_colors(draw, glyph_backgrounds(flat, regions), has_border)
-            if colors is not None:
-                return colors, flat, keep
+            gb = glyph_backgrounds(flat, regions)
+            for boost in ((headroom, 1.0) if headroom > 1.0 else (1.0,)):
+                colors = resolve_colors(replace(draw, min_contrast=draw.min_contrast * boost), gb, has_border)
+                if colors is not None:
+                    return colors, flat, keep
         # a floor above what any colour reaches on this grey (> 4.58 on mid grey): the best side
         return resolve_colors(replace(draw, min_contrast=1.0), glyph_backgrounds(flat, regions), has_border), flat, 0.0
 
@@ -158,48 +167,34 @@ class Synthesizer:
         bg, crop = self.pools.backgrounds.apply(
             params["background"], h, w, region, text_h,
             lambda img: resolve_text(draw, glyph_backgrounds(img, regions[0] + regions[1])) is not None)
-        colors, bg, flatten = self._colors(style, bg, regions[0] + regions[1])
-        text_rgb = np.asarray(colors["text"], np.float32)
-        contrasts = glyph_contrasts(text_rgb, bg, regions[0] + regions[1])
+        fx = params.get("effects")
+        headroom = FILL_HEADROOM if any(effect_params(n, fx) for n in FILL) else 1.0
+        colors, bg, flatten = self._colors(style, bg, regions[0] + regions[1], headroom)
+        fields, fill_keep, contrasts = text_fields(
+            params.get("effects"), colors["text"], draw, bg, [layers[0].glyph, layers[1].glyph],
+            [lay.box for lay in lays], warp, lays, px_per_em, region, regions)
 
-        i_s = composite(bg, layers[0], colors)
-        t_f = composite(bg, layers[1], colors)
-        t_b = bg.astype(np.float32)
-        t_t = composite(np.full((h, w, 3), GREY, np.float32), layers[1], colors)
-        cov_s, cov_t = layers[0].coverage(), layers[1].coverage()
-        i_s, t_b, t_f, cov_s, cov_t = degrade(style, i_s, t_b, t_f, cov_s, cov_t)
+        i_s = composite(bg, layers[0], colors, fields[0])
+        t_f = composite(bg, layers[1], colors, fields[1])
+        t_t = composite(np.full((h, w, 3), GREY, np.float32), layers[1], colors, fields[1])
+        (i_s, t_b, t_f), (cov_s, cov_t) = camera.apply(
+            style, effect_params("camera", params.get("effects")), [i_s, bg.astype(np.float32), t_f],
+            [layers[0].coverage(), layers[1].coverage()])
 
         std = self.pools.fonts.standard_for(params["text_t"])
         i_t = render_plain(self.pools.fonts.standard_pil(std, 64), params["text_t"], h, w)
         images = {
-            "i_s": to_u8(i_s), "i_t": i_t, "t_sk": skeletonize(glyphs[1]), "t_t": to_u8(t_t),
-            "t_b": to_u8(t_b), "t_f": to_u8(t_f),
+            "i_s": i_s, "i_t": i_t, "t_sk": skeletonize(glyphs[1]), "t_t": to_u8(t_t), "t_b": t_b, "t_f": t_f,
             "mask_t": cov_t.astype(np.uint8) * 255, "mask_s": cov_s.astype(np.uint8) * 255,
         }
         meta = {**params, "colors": colors, "raster_size": size, "scale": round(scale, 6),
                 "px_per_em": round(px_per_em, 4), "standard_font": std.name,
                 "min_glyph_contrast": round(float(contrasts.min()), 3) if len(contrasts) else None,
                 "background_crop": crop.to_dict() if crop else None, "text_height": round(text_h, 1),
-                "background_flatten": flatten, "boxes_s": boxes[0], "boxes_t": boxes[1]}
+                "background_flatten": flatten, "fill_keep": fill_keep, "boxes_s": boxes[0], "boxes_t": boxes[1]}
         s = Sample(images, meta)
         if keep_layers:
             s.layers = layers  # type: ignore[attr-defined]  # test/debug only, never serialised
+            s.text_fields = [np.broadcast_to(np.asarray(colors["text"], np.float32), (h, w, 3)) if f is None else f
+                             for f in fields]  # type: ignore[attr-defined]
         return s
-
-
-def degrade(style: dict, i_s, t_b, t_f, cov_s, cov_t):
-    """Camera blur and sensor noise, identical on every image that shows the background.
-
-    Blur spreads text into nearby pixels, so the coverage masks grow by the kernel radius: outside
-    them t_f, i_s and t_b stay equal."""
-    if style["blur"] > 0:
-        i_s, t_b, t_f = (cv2.GaussianBlur(x, (0, 0), style["blur"]) for x in (i_s, t_b, t_f))
-        r = gaussian_radius(style["blur"])
-        k = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
-        cov_s = cv2.dilate(cov_s.astype(np.uint8), k) > 0
-        cov_t = cv2.dilate(cov_t.astype(np.uint8), k) > 0
-    if style["noise"] > 0:
-        n = np.random.default_rng(style["noise_seed"]).standard_normal(i_s.shape, dtype=np.float32) * style["noise"]
-        i_s, t_b, t_f = i_s + n, t_b + n, t_f + n
-    return i_s, t_b, t_f, cov_s, cov_t
-
