@@ -196,18 +196,20 @@ class BackgroundPool:
             cw = ch * aspect
             fit = min(1.0, src_w / cw, src_h / ch)
             ch, cw = ch * fit, cw * fit
-            img = self._finish(_crop_resize(src, pos, ch, cw, height, width), params)
+            raw = _crop_resize(src, pos, ch, cw, height, width)
+            b = busyness(raw[:, ::-1] if params["flip"] else raw, text_region) * params["contrast"]
             x, y = int(pos[0] * (src_w - cw)), int(pos[1] * (src_h - ch))
-            b = busyness(img, text_region)
-            ok = fits(img)
             crop = Crop(x, y, max(1, round(cw)), max(1, round(ch)), k, b, False, fit < 1.0)
-            if ok and b <= self.cfg.busy_max:
-                return img, crop
-            if best is None or (ok, -b) > best[0]:
-                best = ((ok, -b), img, crop)
-        _, img, crop = best
+            if b <= self.cfg.busy_max:  # smooth enough: accept unless no text colour can fit it
+                img = self._finish(raw, params)
+                if fits(img):
+                    return img, crop
+                b += 1e6  # ranked after every placement that might fit
+            if best is None or b < best[0]:
+                best = (b, raw, crop)
+        _, raw, crop = best
         crop.busy = True
-        return img, crop
+        return self._finish(raw, params), crop
 
     @staticmethod
     def _finish(img: np.ndarray, params: dict[str, Any]) -> np.ndarray:
@@ -228,11 +230,15 @@ def _crop_resize(src: np.ndarray, pos, ch: float, cw: float, height: int, width:
 def busyness(img: np.ndarray, region: np.ndarray) -> float:
     """Mean gradient magnitude (grey levels per px) of `img` over `region`: how busy the surface under
     the text is (SynthText places text on low-gradient regions)."""
+    if region.any():  # only the text's bounding rows/columns are looked at
+        ys, xs = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+        sl = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+        img, region = img[sl], region[sl]
+    else:
+        region = np.ones(img.shape[:2], bool)
     g = img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    gx = np.abs(np.diff(g, axis=1, append=g[:, -1:]))
-    gy = np.abs(np.diff(g, axis=0, append=g[-1:]))
-    m = gx + gy
-    return float(m[region].mean()) if region.any() else float(m.mean())
+    m = np.abs(np.diff(g, axis=1, append=g[:, -1:])) + np.abs(np.diff(g, axis=0, append=g[-1:]))
+    return float(m[region].mean())
 
 
 def jitter(img: np.ndarray, brightness: float, contrast: float, saturation: float, blur: float) -> np.ndarray:

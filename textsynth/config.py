@@ -84,7 +84,7 @@ class BackgroundConfig:
     min_side: int = 32  # smaller images are rejected
     cache_mb: int = 256  # decoded photos kept per worker process (LRU), whatever the pool size
     text_scale: Range = (1.2, 4.0)  # photo crop height (source px) / rendered text height (output px)
-    placement_tries: int = 4  # drawn crop placements; the first smooth enough under the text wins
+    placement_tries: int = 3  # drawn crop placements; the first smooth enough under the text wins
     busy_max: float = 15.0  # mean gradient (grey levels/px) under the text above which a placement is busy
     crop_scale: Range = (0.3, 1.0)  # texture crop side as a fraction of the texture's side (before resize)
     brightness: Range = (0.7, 1.3)

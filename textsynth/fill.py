@@ -31,12 +31,13 @@ def text_fields(fx: dict | None, text: list[int], draw: ColorDraw, bg: np.ndarra
         second = flat if got is None else got[0].astype(np.float32)
     h, w = bg.shape[:2]
     fields = []
+    shared: dict = {}
     for k in (0, 1):
         text_xy = None
         if "gradient" in active:
             mx, my = warp.inverse_maps(lays[k].width, 0.0, 0.0, h, w)
             text_xy = (mx, my)
-        ctx = FillContext(bg, alphas[k], text_xy, boxes[k], px_per_em, region)
+        ctx = FillContext(bg, alphas[k], text_xy, boxes[k], px_per_em, region, shared)
         f = np.broadcast_to(flat, (h, w, 3)).astype(np.float32)
         for name, p in active.items():
             f = FILL[name].apply(p, f, ctx, second) if name == "gradient" else FILL[name].apply(p, f, ctx)

@@ -105,7 +105,8 @@ class Synthesizer:
         canvas = (b[:, 0].min() - pl - ext, b[:, 1].min() - pt - ext, b[:, 2].max() + pr + ext, b[:, 3].max() + pb + ext)
         return font, lays, warp, canvas
 
-    def _colors(self, style: dict, bg: np.ndarray, regions: list, headroom: float) -> tuple[dict, np.ndarray, float]:
+    def _colors(self, style: dict, bg: np.ndarray, regions, headroom: float,
+                gb0=None) -> tuple[dict, np.ndarray, float]:
         """Colours against the background under every glyph; a background too contrasty for any one
         colour is flattened toward its mean (a deterministic ladder) until one fits. With fill effects
         on, a colour `headroom` times past the floor is preferred, so the effects have room to act."""
@@ -115,7 +116,7 @@ class Synthesizer:
         mean = f.reshape(-1, 3).mean(axis=0)
         for keep in FLATTEN:
             flat = bg if keep == 1.0 else np.clip(np.rint(mean + (f - mean) * keep), 0, 255).astype(np.uint8)
-            gb = glyph_backgrounds(flat, regions)
+            gb = gb0 if keep == 1.0 and gb0 is not None else glyph_backgrounds(flat, regions)
             for boost in ((headroom, 1.0) if headroom > 1.0 else (1.0,)):
                 colors = resolve_colors(replace(draw, min_contrast=draw.min_contrast * boost), gb, has_border)
                 if colors is not None:
@@ -163,13 +164,19 @@ class Synthesizer:
         region = cv2.dilate((union > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         boxes = [char_boxes(warp, lay) for lay in lays]
         regions = [glyph_regions(layers[k].glyph, boxes[k]) for k in (0, 1)]
+        both = regions[0] + regions[1]
         draw = ColorDraw(**style["color_draw"])
-        bg, crop = self.pools.backgrounds.apply(
-            params["background"], h, w, region, text_h,
-            lambda img: resolve_text(draw, glyph_backgrounds(img, regions[0] + regions[1])) is not None)
+        seen: dict = {}
+
+        def fits(img: np.ndarray) -> bool:  # one text colour can reach the floor on this placement
+            seen["img"], seen["gb"] = img, glyph_backgrounds(img, both)
+            return resolve_text(draw, seen["gb"]) is not None
+
+        bg, crop = self.pools.backgrounds.apply(params["background"], h, w, region, text_h, fits)
         fx = params.get("effects")
         headroom = FILL_HEADROOM if any(effect_params(n, fx) for n in FILL) else 1.0
-        colors, bg, flatten = self._colors(style, bg, regions[0] + regions[1], headroom)
+        colors, bg, flatten = self._colors(style, bg, both, headroom,
+                                             seen["gb"] if seen.get("img") is bg else None)
         fields, fill_keep, contrasts = text_fields(
             params.get("effects"), colors["text"], draw, bg, [layers[0].glyph, layers[1].glyph],
             [lay.box for lay in lays], warp, lays, px_per_em, region, regions)

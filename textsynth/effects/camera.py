@@ -18,7 +18,7 @@ from ..render import gaussian_radius
 
 @dataclass(frozen=True)
 class Config:
-    jpeg_p: float = 0.2
+    jpeg_p: float = 0.1
     jpeg_quality: tuple[float, float] = (40.0, 90.0)
     motion_p: float = 0.03
     motion_length: tuple[float, float] = (3.0, 9.0)  # px at output resolution

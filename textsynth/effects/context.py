@@ -1,7 +1,8 @@
 """What a fill effect sees of one word: the final background, the word's glyph alpha and geometry."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -14,3 +15,4 @@ class FillContext:
     box: tuple[float, float, float, float]  # the word's text-space box x0, y0, x1, y1
     px_per_em: float
     region: np.ndarray  # bool, where either word has ink (dilated)
+    shared: dict[str, Any] = field(default_factory=dict)  # per-sample results both words reuse

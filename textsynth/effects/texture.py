@@ -32,6 +32,8 @@ def draw(rng: np.random.Generator, cfg: Config) -> Params | None:
 
 
 def apply(p: Params, field: np.ndarray, ctx: FillContext) -> np.ndarray:
-    bg = ctx.bg.astype(np.float32)
-    detail = bg - cv2.GaussianBlur(bg, (0, 0), 2.0)
+    detail = ctx.shared.get("texture")
+    if detail is None:
+        bg = ctx.bg.astype(np.float32)
+        detail = ctx.shared["texture"] = bg - cv2.GaussianBlur(bg, (0, 0), 2.0)
     return np.clip(field + p.strength * detail, 0.0, 255.0)
