@@ -13,23 +13,29 @@ from textsynth.synth import Synthesizer
 from .conftest import FORCED
 
 
+def glyph_cores(alpha: np.ndarray, boxes: list) -> list[tuple[slice, slice, np.ndarray]]:
+    """Each glyph's core pixels (alpha >= 0.5, else any ink) inside its character box."""
+    out = []
+    for box in boxes:
+        if not box:
+            continue
+        x0, y0, x1, y1 = box
+        ys = slice(max(0, math.floor(y0)), math.ceil(y1) + 1)
+        xs = slice(max(0, math.floor(x0)), math.ceil(x1) + 1)
+        core = alpha[ys, xs] >= 0.5
+        if not core.any():
+            core = alpha[ys, xs] > 0
+        if core.any():
+            out.append((ys, xs, core))
+    return out
+
+
 def glyph_ratios(s) -> list[float]:
     """Recomputed from the stored images: mean text colour vs mean t_b over each glyph's core pixels."""
     out = []
     field = getattr(s, "text_fields", None)
     for k, key in ((0, "boxes_s"), (1, "boxes_t")):
-        alpha = s.layers[k].glyph
-        for box in s.meta[key]:
-            if not box:
-                continue
-            x0, y0, x1, y1 = box
-            ys = slice(max(0, math.floor(y0)), math.ceil(y1) + 1)
-            xs = slice(max(0, math.floor(x0)), math.ceil(x1) + 1)
-            core = alpha[ys, xs] >= 0.5
-            if not core.any():
-                core = alpha[ys, xs] > 0
-            if not core.any():
-                continue
+        for ys, xs, core in glyph_cores(s.layers[k].glyph, s.meta[key]):
             bg = s.images["t_b"][ys, xs][core].astype(np.float64).mean(axis=0)
             text = (field[k][ys, xs][core].astype(np.float64).mean(axis=0) if field is not None
                     else np.array(s.meta["colors"]["text"], np.float64))

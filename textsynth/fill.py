@@ -18,13 +18,14 @@ KEEP = (1.0, 0.75, 0.5, 0.35, 0.2, 0.1, 0.0)  # share of the effects' change kep
 
 def text_fields(fx: dict | None, text: list[int], draw: ColorDraw, bg: np.ndarray, alphas: list[np.ndarray],
                 boxes: list[tuple], warp, lays, px_per_em: float, region: np.ndarray, regions: list[list]):
-    """(fields, keep, contrasts): per word an (h, w, 3) float32 colour field, or None for flat colour;
-    the share of the effects kept; the per-glyph contrasts of both words."""
+    """(fields, keep, contrasts, second): per word an (h, w, 3) float32 colour field, or None for flat
+    colour; the share of the effects kept; the per-glyph contrasts of both words; the gradient's second
+    colour (or None)."""
     flat = np.asarray(text, np.float32)
     active = {name: params(name, fx) for name in FILL}
     active = {k: v for k, v in active.items() if v is not None}
     if not active:
-        return [None, None], 1.0, glyph_contrasts(flat, bg, regions[0] + regions[1])
+        return [None, None], 1.0, glyph_contrasts(flat, bg, regions[0] + regions[1]), None
     second = None
     if "gradient" in active:
         got = resolve_text(replace(draw, hsv=active["gradient"].hsv), glyph_backgrounds(bg, regions[0] + regions[1]))
@@ -47,5 +48,5 @@ def text_fields(fx: dict | None, text: list[int], draw: ColorDraw, bg: np.ndarra
         fk = fields if keep == 1.0 else [flat + (f - flat) * keep for f in fields]
         c = np.concatenate([glyph_contrasts(fk[0], bg, regions[0]), glyph_contrasts(fk[1], bg, regions[1])])
         if keep == 0.0 or not len(c) or c.min() >= floor:
-            return fk, keep, c
+            return fk, keep, c, second
     raise AssertionError("unreachable")  # pragma: no cover

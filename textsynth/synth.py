@@ -177,10 +177,12 @@ class Synthesizer:
         headroom = FILL_HEADROOM if any(effect_params(n, fx) for n in FILL) else 1.0
         colors, bg, flatten = self._colors(style, bg, both, headroom,
                                              seen["gb"] if seen.get("img") is bg else None)
-        fields, fill_keep, contrasts = text_fields(
+        fields, fill_keep, contrasts, second = text_fields(
             params.get("effects"), colors["text"], draw, bg, [layers[0].glyph, layers[1].glyph],
             [lay.box for lay in lays], warp, lays, px_per_em, region, regions)
 
+        if second is not None:
+            colors["text2"] = [int(round(v)) for v in second]  # the gradient's other end
         i_s = composite(bg, layers[0], colors, fields[0])
         t_f = composite(bg, layers[1], colors, fields[1])
         t_t = composite(np.full((h, w, 3), GREY, np.float32), layers[1], colors, fields[1])

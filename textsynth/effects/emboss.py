@@ -16,7 +16,7 @@ from .context import FillContext
 class Config:
     p: float = 0.03
     depth: tuple[float, float] = (0.02, 0.05)  # bevel width, em
-    strength: tuple[float, float] = (0.3, 0.6)  # lightening/darkening at the steepest edge
+    strength: tuple[float, float] = (0.2, 0.45)  # lightening/darkening at the steepest edge
 
     def validate(self, path: str) -> None:
         check_fields(self, path)
