@@ -37,7 +37,10 @@ def apply(p: Params, field: np.ndarray, ctx: FillContext) -> np.ndarray:
     gain = ctx.shared.get("shading")
     if gain is None:  # the same background under both words: computed once per sample
         grey = ctx.bg.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        light = cv2.GaussianBlur(grey, (0, 0), max(0.5, p.sigma * ctx.px_per_em))
+        h, w = grey.shape
+        small = cv2.resize(grey, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+        small = cv2.GaussianBlur(small, (0, 0), max(0.5, p.sigma * ctx.px_per_em / 4))  # low frequencies only:
+        light = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)  # blurred at quarter size
         ref = float(light[ctx.region].mean()) if ctx.region.any() else float(light.mean())
         gain = ctx.shared["shading"] = np.clip(1.0 + p.strength * (light / max(ref, 1.0) - 1.0), 0.4, 1.6)[..., None]
     return np.clip(field * gain, 0.0, 255.0)
