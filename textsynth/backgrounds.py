@@ -236,19 +236,24 @@ def busyness(img: np.ndarray, region: np.ndarray) -> float:
         img, region = img[sl], region[sl]
     else:
         region = np.ones(img.shape[:2], bool)
-    g = img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    g = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY).astype(np.int16)
     m = np.abs(np.diff(g, axis=1, append=g[:, -1:])) + np.abs(np.diff(g, axis=0, append=g[-1:]))
     return float(m[region].mean())
 
 
+_GREY = np.array([0.299, 0.587, 0.114])
+
+
 def jitter(img: np.ndarray, brightness: float, contrast: float, saturation: float, blur: float) -> np.ndarray:
-    """Brightness/contrast/saturation jitter (torchvision semantics) and optional Gaussian blur."""
-    f = img.astype(np.float32)
-    f *= brightness
-    grey = f @ np.array([0.299, 0.587, 0.114], np.float32)
-    f = (f - grey.mean()) * contrast + grey.mean()
-    grey = f @ np.array([0.299, 0.587, 0.114], np.float32)
-    f = grey[..., None] + (f - grey[..., None]) * saturation
-    if blur > 0:
-        f = cv2.GaussianBlur(f, (0, 0), blur)
+    """Brightness/contrast/saturation jitter (torchvision semantics, no clamping between the steps) and
+    optional Gaussian blur. The grey weights sum to 1, so the three steps fold into one colour matrix:
+    out = b*c*s*img + b*c*(1-s)*grey(img) + b*mean(grey)*(1-c), applied by cv2.transform in one pass."""
+    b, c, s = brightness, contrast, saturation
+    mean_grey = float(np.asarray(cv2.mean(img)[:3]) @ _GREY)
+    m = np.zeros((3, 4))
+    m[:, :3] = (b * c * (1.0 - s)) * _GREY[None, :] + (b * c * s) * np.eye(3)
+    m[:, 3] = b * mean_grey * (1.0 - c)
+    if blur <= 0:
+        return cv2.transform(np.ascontiguousarray(img), m)  # uint8 out, rounded and saturated
+    f = cv2.GaussianBlur(cv2.transform(img.astype(np.float32), m), (0, 0), blur)
     return np.clip(f + 0.5, 0, 255).astype(np.uint8)
