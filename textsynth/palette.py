@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .local_contrast import GlyphBackground
-from .colorspace import _ratio, luminance
+from .colorspace import _LIN, _W, _ratio, luminance
 
 SCHEMES = ("dark_on_light", "light_on_dark", "signage", "related")
 SIGNAGE_HUES = (0.0, 0.08, 0.15, 0.35, 0.6)
@@ -72,10 +72,10 @@ def reach_contrast(color: np.ndarray, l_against: float, ratio: float, light: boo
     """Mix `color` toward white or black just enough to reach `ratio` against luminance `l_against`,
     rounded to integers that still hold the floor."""
     target = np.full(3, 255.0 if light else 0.0)
-    cands = color * (1 - _MIX) + target * _MIX  # luminance is monotonic along the mix: first hit wins
-    lum = luminance(cands)
+    cands = np.rint(color * (1 - _MIX) + target * _MIX).astype(np.intp)  # luminance is monotonic along
+    lum = _LIN[cands] @ _W  # the mix: the first integer colour that holds the floor wins
     ok = np.nonzero((_ratio(lum, l_against) >= ratio) & ((lum > l_against) == light))[0]
-    out = np.round(cands[ok[0]] if len(ok) else target)
+    out = (cands[ok[0]] if len(ok) else target).astype(np.float64)
     while _ratio(luminance(out), l_against) < ratio and not (out == target).all():
         out = np.clip(out + (1 if light else -1), 0, 255)
     return out
