@@ -10,14 +10,16 @@ import numpy as np
 
 from .effects import FILL, params
 from .effects.context import FillContext
-from .local_contrast import glyph_backgrounds, glyph_contrasts
+from .colorspace import _ratio, luminance
+from .local_contrast import GlyphBackground, glyph_contrasts
 from .palette import ColorDraw, resolve_text
 
 KEEP = (1.0, 0.75, 0.5, 0.35, 0.2, 0.1, 0.0)  # share of the effects' change kept, tried in order
 
 
 def text_fields(fx: dict | None, text: list[int], draw: ColorDraw, bg: np.ndarray, alphas: list[np.ndarray],
-                boxes: list[tuple], warp, lays, px_per_em: float, region: np.ndarray, regions: list[list]):
+                boxes: list[tuple], warp, lays, px_per_em: float, region: np.ndarray, regions: list,
+                gb: GlyphBackground):
     """(fields, keep, contrasts, second): per word an (h, w, 3) float32 colour field, or None for flat
     colour; the share of the effects kept; the per-glyph contrasts of both words; the gradient's second
     colour (or None)."""
@@ -25,10 +27,11 @@ def text_fields(fx: dict | None, text: list[int], draw: ColorDraw, bg: np.ndarra
     active = {name: params(name, fx) for name in FILL}
     active = {k: v for k, v in active.items() if v is not None}
     if not active:
-        return [None, None], 1.0, glyph_contrasts(flat, bg, regions[0] + regions[1]), None
+        # flat colour: the per-glyph background means of both words are already known
+        return [None, None], 1.0, np.atleast_1d(_ratio(luminance(flat), gb.lum_mean)), None
     second = None
     if "gradient" in active:
-        got = resolve_text(replace(draw, hsv=active["gradient"].hsv), glyph_backgrounds(bg, regions[0] + regions[1]))
+        got = resolve_text(replace(draw, hsv=active["gradient"].hsv), gb)
         second = flat if got is None else got[0].astype(np.float32)
     h, w = bg.shape[:2]
     fields = []

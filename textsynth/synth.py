@@ -106,7 +106,7 @@ class Synthesizer:
         return font, lays, warp, canvas
 
     def _colors(self, style: dict, bg: np.ndarray, regions, headroom: float,
-                gb0=None) -> tuple[dict, np.ndarray, float]:
+                gb0=None) -> tuple[dict, np.ndarray, float, Any]:
         """Colours against the background under every glyph; a background too contrasty for any one
         colour is flattened toward its mean (a deterministic ladder) until one fits. With fill effects
         on, a colour `headroom` times past the floor is preferred, so the effects have room to act."""
@@ -120,9 +120,9 @@ class Synthesizer:
             for boost in ((headroom, 1.0) if headroom > 1.0 else (1.0,)):
                 colors = resolve_colors(replace(draw, min_contrast=draw.min_contrast * boost), gb, has_border)
                 if colors is not None:
-                    return colors, flat, keep
+                    return colors, flat, keep, gb
         # a floor above what any colour reaches on this grey (> 4.58 on mid grey): the best side
-        return resolve_colors(replace(draw, min_contrast=1.0), glyph_backgrounds(flat, regions), has_border), flat, 0.0
+        return resolve_colors(replace(draw, min_contrast=1.0), gb, has_border), flat, 0.0, gb
 
     def render(self, params: dict[str, Any], keep_layers: bool = False) -> Sample:
         """Render the eight images of a drawn sample; pure in (params, config, pools)."""
@@ -175,11 +175,11 @@ class Synthesizer:
         bg, crop = self.pools.backgrounds.apply(params["background"], h, w, region, text_h, fits)
         fx = params.get("effects")
         headroom = FILL_HEADROOM if any(effect_params(n, fx) for n in FILL) else 1.0
-        colors, bg, flatten = self._colors(style, bg, both, headroom,
+        colors, bg, flatten, gb = self._colors(style, bg, both, headroom,
                                              seen["gb"] if seen.get("img") is bg else None)
         fields, fill_keep, contrasts, second = text_fields(
             params.get("effects"), colors["text"], draw, bg, [layers[0].glyph, layers[1].glyph],
-            [lay.box for lay in lays], warp, lays, px_per_em, region, regions)
+            [lay.box for lay in lays], warp, lays, px_per_em, region, regions, gb)
 
         if second is not None:
             colors["text2"] = [int(round(v)) for v in second]  # the gradient's other end
@@ -187,7 +187,7 @@ class Synthesizer:
         t_f = composite(bg, layers[1], colors, fields[1])
         t_t = composite(np.full((h, w, 3), GREY, np.float32), layers[1], colors, fields[1])
         (i_s, t_b, t_f), (cov_s, cov_t) = camera.apply(
-            style, effect_params("camera", params.get("effects")), [i_s, bg.astype(np.float32), t_f],
+            style, effect_params("camera", params.get("effects")), [i_s, bg, t_f],
             [layers[0].coverage(), layers[1].coverage()])
 
         std = self.pools.fonts.standard_for(params["text_t"])

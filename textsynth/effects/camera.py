@@ -69,7 +69,11 @@ def disk_kernel(radius: float) -> np.ndarray:
 
 
 def apply(style: dict, p: Params | None, images: list[np.ndarray], covs: list[np.ndarray]):
-    """images: float32 (h, w, 3) i_s, t_b, t_f; covs: bool coverage masks. Returns uint8 images and masks."""
+    """images: (h, w, 3) i_s, t_b, t_f (float32 or uint8); covs: bool coverage masks. Returns uint8
+    images and masks."""
+    if not (style["blur"] > 0 or style["noise"] > 0 or p is not None):
+        return [x if x.dtype == np.uint8 else np.clip(np.rint(x), 0, 255).astype(np.uint8) for x in images], covs
+    images = [x.astype(np.float32) for x in images]
     if style["blur"] > 0:
         images = [cv2.GaussianBlur(x, (0, 0), style["blur"]) for x in images]
         covs = _grow(covs, gaussian_radius(style["blur"]))
