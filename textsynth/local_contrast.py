@@ -6,7 +6,6 @@ Glyphs are held as one flat pixel-index array with group offsets, so all statist
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -26,7 +26,7 @@ from .render import (composite, effect_extent_em, effect_layers, layout_word,
                      make_warp, rasterize, render_plain, to_u8, warp_mask, word_bounds, char_boxes)
 from .sample import GREY, Sample
 from .skeleton import skeletonize
-from .local_contrast import glyph_backgrounds, glyph_contrasts, glyph_regions
+from .local_contrast import glyph_backgrounds, glyph_regions
 from .palette import ColorDraw, resolve_colors, resolve_text
 from .style import sample_style
 
@@ -54,6 +54,20 @@ FLATTEN = (1.0, 0.75, 0.5, 0.25, 0.0)  # background contrast kept when no colour
 
 class _TooWide(Exception):
     pass
+
+
+@dataclass
+class _Paint:
+    """What `_paint` decided for one sample: background, colours, text colour fields, and their records."""
+
+    bg: np.ndarray
+    crop: Any
+    text_h: float
+    colors: dict
+    flatten: float
+    fields: list
+    fill_keep: float
+    contrasts: np.ndarray
 
 
 class Synthesizer:
@@ -124,6 +138,37 @@ class Synthesizer:
         # a floor above what any colour reaches on this grey (> 4.58 on mid grey): the best side
         return resolve_colors(replace(draw, min_contrast=1.0), gb, has_border), flat, 0.0, gb
 
+    def _paint(self, params: dict, glyphs: list, layers: list, boxes: list, lays: list, warp, px_per_em: float
+               ) -> "_Paint":
+        """Background placement (text scale, smooth surface), colours against every glyph's background,
+        and the text colour fields of the fill effects."""
+        style = params["style"]
+        h, w = glyphs[0].shape
+        union = np.maximum(glyphs[0], glyphs[1])
+        rows = np.nonzero((union > 127).any(axis=1))[0]
+        text_h = float(rows[-1] - rows[0] + 1) if len(rows) else float(h)
+        region = cv2.dilate((union > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        regions = [glyph_regions(layers[k].glyph, boxes[k]) for k in (0, 1)]
+        both = regions[0] + regions[1]
+        draw = ColorDraw(**style["color_draw"])
+        seen: dict = {}
+
+        def fits(img: np.ndarray) -> bool:  # one text colour can reach the floor on this placement
+            seen["img"], seen["gb"] = img, glyph_backgrounds(img, both)
+            return resolve_text(draw, seen["gb"]) is not None
+
+        bg, crop = self.pools.backgrounds.apply(params["background"], h, w, region, text_h, fits)
+        fx = params.get("effects")
+        headroom = FILL_HEADROOM if any(effect_params(n, fx) for n in FILL) else 1.0
+        colors, bg, flatten, gb = self._colors(style, bg, both, headroom,
+                                               seen["gb"] if seen.get("img") is bg else None)
+        fields, fill_keep, contrasts, second = text_fields(
+            fx, colors["text"], draw, bg, [layers[0].glyph, layers[1].glyph],
+            [lay.box for lay in lays], warp, lays, px_per_em, region, regions, gb)
+        if second is not None:
+            colors["text2"] = [int(round(v)) for v in second]  # the gradient's other end
+        return _Paint(bg, crop, text_h, colors, flatten, fields, fill_keep, contrasts)
+
     def render(self, params: dict[str, Any], keep_layers: bool = False) -> Sample:
         """Render the eight images of a drawn sample; pure in (params, config, pools)."""
         rcfg = self.cfg.render
@@ -158,31 +203,10 @@ class Synthesizer:
             glyphs.append(warp_mask(mask, warp, lay, ox, oy, h, w))
         layers = [effect_layers(g, style, px_per_em) for g in glyphs]
 
-        union = np.maximum(glyphs[0], glyphs[1])
-        rows = np.nonzero((union > 127).any(axis=1))[0]
-        text_h = float(rows[-1] - rows[0] + 1) if len(rows) else float(h)
-        region = cv2.dilate((union > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         boxes = [char_boxes(warp, lay) for lay in lays]
-        regions = [glyph_regions(layers[k].glyph, boxes[k]) for k in (0, 1)]
-        both = regions[0] + regions[1]
-        draw = ColorDraw(**style["color_draw"])
-        seen: dict = {}
+        p = self._paint(params, glyphs, layers, boxes, lays, warp, px_per_em)
+        bg, colors, fields = p.bg, p.colors, p.fields
 
-        def fits(img: np.ndarray) -> bool:  # one text colour can reach the floor on this placement
-            seen["img"], seen["gb"] = img, glyph_backgrounds(img, both)
-            return resolve_text(draw, seen["gb"]) is not None
-
-        bg, crop = self.pools.backgrounds.apply(params["background"], h, w, region, text_h, fits)
-        fx = params.get("effects")
-        headroom = FILL_HEADROOM if any(effect_params(n, fx) for n in FILL) else 1.0
-        colors, bg, flatten, gb = self._colors(style, bg, both, headroom,
-                                             seen["gb"] if seen.get("img") is bg else None)
-        fields, fill_keep, contrasts, second = text_fields(
-            params.get("effects"), colors["text"], draw, bg, [layers[0].glyph, layers[1].glyph],
-            [lay.box for lay in lays], warp, lays, px_per_em, region, regions, gb)
-
-        if second is not None:
-            colors["text2"] = [int(round(v)) for v in second]  # the gradient's other end
         i_s = composite(bg, layers[0], colors, fields[0])
         t_f = composite(bg, layers[1], colors, fields[1])
         t_t = composite(np.full((h, w, 3), GREY, np.float32), layers[1], colors, fields[1])
@@ -198,9 +222,9 @@ class Synthesizer:
         }
         meta = {**params, "colors": colors, "raster_size": size, "scale": round(scale, 6),
                 "px_per_em": round(px_per_em, 4), "standard_font": std.name,
-                "min_glyph_contrast": round(float(contrasts.min()), 3) if len(contrasts) else None,
-                "background_crop": crop.to_dict() if crop else None, "text_height": round(text_h, 1),
-                "background_flatten": flatten, "fill_keep": fill_keep, "boxes_s": boxes[0], "boxes_t": boxes[1]}
+                "min_glyph_contrast": round(float(p.contrasts.min()), 3) if len(p.contrasts) else None,
+                "background_crop": p.crop.to_dict() if p.crop else None, "text_height": round(p.text_h, 1),
+                "background_flatten": p.flatten, "fill_keep": p.fill_keep, "boxes_s": boxes[0], "boxes_t": boxes[1]}
         s = Sample(images, meta)
         if keep_layers:
             s.layers = layers  # type: ignore[attr-defined]  # test/debug only, never serialised
