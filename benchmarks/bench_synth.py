@@ -1,13 +1,17 @@
 """Synthesis speed on one core: samples/s and CPU-ms per sample, default recipe, Latin and Chinese.
 
 Prints JSON. Rendering only (no encoding, no disk): the figure the pipeline multiplies by cores.
-    python benchmarks/bench_synth.py [--count 1000] [--height 64]
+    python benchmarks/bench_synth.py [--count 1000] [--height 64] [--baseline OTHER_CHECKOUT]
+With --baseline, the same measurement runs on another checkout (e.g. `git archive REV | tar -x -C DIR`)
+in a subprocess right after each language, and the JSON holds both side by side with their ratio.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -34,13 +38,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--height", type=int, default=64)
+    ap.add_argument("--baseline", help="another checkout's root, measured the same way for a side-by-side ratio")
+    ap.add_argument("--lang", help=argparse.SUPPRESS)
     args = ap.parse_args()
     try:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the figure claims
     except (AttributeError, OSError):
         pass
-    results = [measure(lang, args.count, args.height) for lang in ("en", "zh", "mixed")]
-    print(json.dumps({"benchmark": "synth", "cores": 1, "results": results}, indent=2))
+    if args.lang:  # one language, as the subprocess of a --baseline run
+        print(json.dumps(measure(args.lang, args.count, args.height)))
+        return
+    results = []
+    for lang in ("en", "zh", "mixed"):
+        r = measure(lang, args.count, args.height)
+        if args.baseline:
+            env = {**os.environ, "PYTHONPATH": os.path.abspath(args.baseline), "TEXTSYNTH_ASSETS": os.path.abspath(args.baseline)}
+            out = subprocess.run([sys.executable, __file__, "--lang", lang, "--count", str(args.count),
+                                  "--height", str(args.height)], env=env, capture_output=True, text=True, check=True)
+            base = json.loads(out.stdout)
+            r = {"lang": lang, "this": r, "baseline": base,
+                 "ratio_samples_per_cpu_s": round(r["samples_per_cpu_s"] / base["samples_per_cpu_s"], 3)}
+        results.append(r)
+    print(json.dumps({"benchmark": "synth", "cores": 1, "baseline": args.baseline, "results": results}, indent=2))
 
 
 if __name__ == "__main__":

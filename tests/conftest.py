@@ -12,7 +12,10 @@ from textsynth.config import SynthConfig  # noqa: E402
 from textsynth.synth import Pools, Synthesizer  # noqa: E402
 
 FORCED = {"style.curve_p": 1.0, "style.border_p": 1.0, "style.shadow_p": 1.0, "style.underline_p": 1.0,
-          "style.strong_p": 0.5, "style.tracking_p": 0.5, "style.oblique_p": 0.5, "style.blur_p": 0.3, "style.noise_p": 0.3}
+          "style.strong_p": 0.5, "style.tracking_p": 0.5, "style.oblique_p": 0.5, "style.blur_p": 0.3, "style.noise_p": 0.3,
+          # every new effect: fill effects on every sample, camera effects on a share
+          "effects.gradient.p": 1.0, "effects.shading.p": 1.0, "effects.texture.p": 1.0, "effects.emboss.p": 1.0,
+          "effects.camera.jpeg_p": 0.5, "effects.camera.motion_p": 0.3, "effects.camera.defocus_p": 0.3}
 
 
 @pytest.fixture(scope="session")

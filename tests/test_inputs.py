@@ -84,7 +84,8 @@ def test_bad_images_are_rejected_naming_them(tmp_path):
     msgs = " ".join(str(w.message) for w in rec)
     for name in ("corrupt.jpg", "tiny.png", "bomb.png"):
         assert name in msgs
-    assert [n for n, _ in pool.images] == ["ok.png"]
+    assert [e.name for e in pool.entries] == ["ok.png"]
+    assert {r.path.rsplit("/", 1)[-1] for r in pool.rejected} == {"corrupt.jpg", "tiny.png", "bomb.png"}
     with pytest.raises(BackgroundError, match="bomb.png"):
         load_image(tmp_path / "bomb.png", 32)
 

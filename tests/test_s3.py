@@ -164,3 +164,35 @@ def test_uri_credentials_are_used_and_enforced(s3, generated, monkeypatch):
     bad = s3.uri("bucket/ds", credentials=True).replace(s3.secret_key, "wrong-secret")
     with pytest.raises(OSError):
         Dataset(bad)
+
+
+def test_background_pool_from_an_s3_prefix(s3, tmp_path, monkeypatch):
+    """An object-store prefix is a background source: indexed (same sha256s as the local files), read
+    lazily by the synthesizer, and a bad object is rejected naming it."""
+    from PIL import Image
+
+    from textsynth.backgrounds import BackgroundPool
+    from textsynth.config import BackgroundConfig
+    from textsynth.synth import Synthesizer
+
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    fs = s3.filesystem()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (3, 4, 3), dtype=np.uint8)).resize((200, 150)).save(tmp_path / f"p{i:02d}.png")
+        with fs.open_output_stream(f"bucket/bgpool/sub/p{i:02d}.png") as f:
+            f.write((tmp_path / f"p{i:02d}.png").read_bytes())
+    with fs.open_output_stream("bucket/bgpool/broken.jpg") as f:
+        f.write(b"\xff\xd8 not a jpeg")
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        remote = BackgroundPool.from_config(BackgroundConfig(bundled=False, extra=(s3.uri("bucket/bgpool"),)))
+    local = BackgroundPool.from_config(BackgroundConfig(bundled=False, extra=(str(tmp_path),)))
+    assert [h for _, h in remote.content_hashes()] == [h for _, h in local.content_hashes()]
+    assert [n for n, _ in remote.content_hashes()] == [f"sub/p{i:02d}.png" for i in range(12)]
+    cfg = recipes.resolve(pipeline="smoke", seed=2).replace(**{
+        "background.bundled": False, "background.extra": [s3.uri("bucket/bgpool")], "background.texture_p": 0.0})
+    with pytest.warns(UserWarning):
+        syn = Synthesizer(cfg)
+    names = {syn.sample(i).meta["background"]["name"] for i in range(30)}
+    assert len(names) >= 8 and all(n.startswith("sub/p") for n in names)

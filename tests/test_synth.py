@@ -40,14 +40,24 @@ def deep_check(syn: Synthesizer, s) -> list[str]:
     if not syn.pools.fonts.standard_for(s.meta["text_t"]).covers(s.meta["text_t"]):
         problems.append(f"{sid}: i_t font lacks a glyph")
     # legibility: the text colour against the clean background actually under the glyph cores
-    bg_under = s.images["t_b"][core | (s.layers[0].glyph >= 0.5)].astype(np.float64).mean(axis=0)
+    cores = core | (s.layers[0].glyph >= 0.5)
+    bg_under = s.images["t_b"][cores].astype(np.float64).mean(axis=0)
     floor = syn.cfg.style.min_contrast
-    ratio = contrast_ratio(np.array(s.meta["colors"]["text"], np.float64), bg_under)
-    # blur/noise move the measured background slightly; the colour was chosen before them
-    slack = 0.85 if (s.meta["style"]["blur"] or s.meta["style"]["noise"]) else 0.98
+    text = np.concatenate([s.text_fields[1][core], s.text_fields[0][s.layers[0].glyph >= 0.5]]).mean(axis=0)
+    ratio = contrast_ratio(text.astype(np.float64), bg_under)
+    # camera effects move the measured background slightly; the colour was chosen before them
+    slack = 0.85 if camera_on(s) else 0.98
     if ratio < floor * slack:
         problems.append(f"{sid}: contrast {ratio:.2f} below floor {floor}")
     return problems
+
+
+def camera_on(s) -> bool:
+    return bool(s.meta["style"]["blur"] or s.meta["style"]["noise"] or (s.meta["effects"] or {}).get("camera"))
+
+
+def fill_on(s) -> bool:
+    return any((s.meta["effects"] or {}).get(k) for k in ("gradient", "shading", "texture", "emboss"))
 
 
 def run_many(syn: Synthesizer, n: int) -> tuple[list[str], list]:
@@ -87,6 +97,11 @@ def test_rare_effects_forced_on(pools_en, lang):
     assert all(x["curve"] != 0 and x["border"] > 0 and x["shadow"] and x["underline"] > 0 for x in st)
     assert all(any(v != 0 for v in x["perspective"]) for x in st)
     assert any(x["blur"] > 0 for x in st) and any(x["noise"] > 0 for x in st) and any(x["strong"] > 0 for x in st)
+    fx = [s.meta["effects"] for s in samples]
+    assert all(f[k] for f in fx for k in ("gradient", "shading", "texture", "emboss"))
+    cams = [f["camera"] for f in fx if f["camera"]]
+    assert all(any(c[k] for c in cams) for k in ("jpeg_quality", "motion_length", "defocus_radius"))
+    assert sum(s.meta["fill_keep"] > 0 for s in samples) > 50  # effects mostly kept, not toned to nothing
 
 
 def test_native_size_mode(pools_en):
@@ -128,11 +143,12 @@ def test_source_and_target_share_one_style(synth_en):
         # same colour where both words have solid glyph cores
         for img, layer in (("i_s", 0), ("t_f", 1)):
             solid = s.layers[layer].glyph >= 1.0
-            if solid.any() and not (s.meta["style"]["blur"] or s.meta["style"]["noise"]):
-                assert (s.images[img][solid] == s.meta["colors"]["text"]).all()
+            if solid.any() and not camera_on(s):
+                want = np.rint(s.text_fields[layer][solid]) if fill_on(s) else s.meta["colors"]["text"]
+                assert (s.images[img][solid] == want).all()
         # t_t and t_f share exact colours on fully covered target pixels
         solid = s.layers[1].glyph >= 1.0
-        if not (s.meta["style"]["blur"] or s.meta["style"]["noise"]):
+        if not camera_on(s):
             assert np.array_equal(s.images["t_t"][solid], s.images["t_f"][solid])
 
 

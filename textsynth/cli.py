@@ -13,7 +13,7 @@ from textsynth.errors import TextsynthError
 
 # command name -> module under textsynth.commands defining a click command called `command`
 COMMANDS = {
-    "fonts": "fonts", "preview": "preview", "generate": "generate", "verify": "verify",
+    "fonts": "fonts", "backgrounds": "backgrounds", "preview": "preview", "generate": "generate", "verify": "verify",
     "export": "export", "import": "import_", "profile": "profile", "train": "train", "edit": "edit",
 }
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checks import check_prob as _check_prob, check_range as _check_range
+from .effects import EffectsConfig
 from .errors import ConfigError
 
 Range = tuple[float, float]
@@ -72,15 +74,19 @@ RANDOM_CHARSETS = {
 
 @dataclass(frozen=True)
 class BackgroundConfig:
-    """Background pool: bundled photos, user folders and procedural textures, plus crop jitter."""
+    """Background pool: bundled photos, user sources and procedural textures, plus crop and jitter."""
 
     bundled: bool = True
-    extra: tuple[str, ...] = ()  # extra image files or folders
-    texture_p: float = 0.5  # share of procedural textures (when images exist)
+    extra: tuple[str, ...] = ()  # image files, folders, globs, list files (.txt/.lst) or s3://... prefixes
+    texture_p: float = 0.25  # share of procedural textures (when images exist)
     texture_pool: int = 24  # procedural textures generated per process (deterministic per index)
     texture_size: int = 384
     min_side: int = 32  # smaller images are rejected
-    crop_scale: Range = (0.3, 1.0)  # crop side as a fraction of the image's short side (before resize)
+    cache_mb: int = 256  # decoded photos kept per worker process (LRU), whatever the pool size
+    text_scale: Range = (1.2, 4.0)  # photo crop height (source px) / rendered text height (output px)
+    placement_tries: int = 3  # drawn crop placements; the first smooth enough under the text wins
+    busy_max: float = 15.0  # mean gradient (grey levels/px) under the text above which a placement is busy
+    crop_scale: Range = (0.3, 1.0)  # texture crop side as a fraction of the texture's side (before resize)
     brightness: Range = (0.7, 1.3)
     contrast: Range = (0.7, 1.3)
     saturation: Range = (0.7, 1.3)
@@ -96,6 +102,13 @@ class BackgroundConfig:
             raise ConfigError(f"{path}.texture_size must be >= 64, got {self.texture_size}")
         if self.min_side < 8:
             raise ConfigError(f"{path}.min_side must be >= 8, got {self.min_side}")
+        if self.cache_mb < 1:
+            raise ConfigError(f"{path}.cache_mb must be >= 1, got {self.cache_mb}")
+        if not 1 <= self.placement_tries <= 64:
+            raise ConfigError(f"{path}.placement_tries must be in [1, 64], got {self.placement_tries}")
+        if self.busy_max < 0:
+            raise ConfigError(f"{path}.busy_max must be >= 0, got {self.busy_max}")
+        _check_range(self.text_scale, f"{path}.text_scale", lo=0.1, hi=100.0)
         _check_range(self.crop_scale, f"{path}.crop_scale", lo=0.01, hi=1.0)
         for name in ("brightness", "contrast", "saturation"):
             _check_range(getattr(self, name), f"{path}.{name}", lo=0.0, hi=10.0)
@@ -129,7 +142,9 @@ class StyleConfig:
     shadow_blur: Range = (0.0, 0.06)  # em (Gaussian sigma)
     shadow_opacity: Range = (0.5, 0.9)
     padding: Range = (0.08, 0.3)  # canvas padding around the text, em
-    color_uniform_p: float = 0.5  # else a colour derived from the background's
+    color_uniform_p: float = 0.0  # uniform random RGB (the reference's model) instead of the palette
+    # palette scheme weights: dark_on_light, light_on_dark, signage, related (textsynth/palette.py)
+    palette: tuple[float, float, float, float] = (0.4, 0.25, 0.2, 0.15)
     min_contrast: float = 3.0  # WCAG contrast ratio floor between text and local background
     blur_p: float = 0.05  # camera blur applied alike to i_s, t_b and t_f
     blur_sigma: Range = (0.3, 1.0)  # px at output resolution
@@ -141,7 +156,7 @@ class StyleConfig:
             v = getattr(self, f.name)
             if f.name.endswith("_p"):
                 _check_prob(v, f"{path}.{f.name}")
-            elif isinstance(v, tuple):
+            elif isinstance(v, tuple) and f.name != "palette":
                 _check_range(v, f"{path}.{f.name}", lo=0.0, hi=100.0)
         for name in ("rotation_std_deg", "rotation_max_deg", "shear_std_deg", "stretch_std", "perspective_std"):
             if getattr(self, name) < 0:
@@ -150,6 +165,8 @@ class StyleConfig:
             raise ConfigError(f"{path}.stretch_std must be <= 0.5, got {self.stretch_std}")
         if self.perspective_std > 0.2:
             raise ConfigError(f"{path}.perspective_std must be <= 0.2, got {self.perspective_std}")
+        if any(v < 0 for v in self.palette) or sum(self.palette) <= 0:
+            raise ConfigError(f"{path}.palette weights must be >= 0 with a positive sum, got {list(self.palette)}")
         if not 1.0 <= self.min_contrast <= 15.0:
             raise ConfigError(f"{path}.min_contrast must be in [1, 15], got {self.min_contrast}")
         if self.shadow_opacity[1] > 1.0:
@@ -186,6 +203,7 @@ class SynthConfig:
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     style: StyleConfig = field(default_factory=StyleConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    effects: EffectsConfig = field(default_factory=EffectsConfig)
 
     def validate(self, path: str = "config") -> "SynthConfig":
         if self.seed < 0:
@@ -213,16 +231,6 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
             node = node.setdefault(p, {})
         node[parts[-1]] = value
     return out
-
-
-def _check_prob(v: float, path: str) -> None:
-    if not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-        raise ConfigError(f"{path} must be a probability in [0, 1], got {v!r}")
-
-
-def _check_range(v: tuple, path: str, lo: float, hi: float) -> None:
-    if len(v) != 2 or not lo <= v[0] <= v[1] <= hi:
-        raise ConfigError(f"{path} must be [low, high] with {lo} <= low <= high <= {hi}, got {list(v)}")
 
 
 def _coerce(value: Any, tp: Any, path: str) -> Any:

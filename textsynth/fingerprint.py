@@ -10,7 +10,7 @@ from typing import Any
 from .assets import asset_root, expand_paths
 from .config import SynthConfig
 
-PARTS = ("format_version", "config", "seed", "count", "shard_size", "encoding", "assets")
+PARTS = ("shard_format", "config", "seed", "count", "shard_size", "encoding", "assets")
 
 
 def _sha256_file(path: Path) -> str:
@@ -22,8 +22,8 @@ def _sha256_file(path: Path) -> str:
 
 
 def asset_files(cfg: SynthConfig) -> list[tuple[str, str, Path]]:
-    """(kind, name, path) of every asset file the recipe's pools read, in the pools' own order."""
-    from .backgrounds import IMAGE_SUFFIXES
+    """(kind, name, path) of every font and corpus file the recipe's pools read, in the pools' own order
+    (backgrounds come from the pool's index, which already holds their hashes: background_digests)."""
     from .corpus import BUNDLED
     from .fonts import FONT_SUFFIXES
 
@@ -38,10 +38,6 @@ def asset_files(cfg: SynthConfig) -> list[tuple[str, str, Path]]:
         bundled("font", "fonts", [e["file"] for e in manifest["fonts"]])
     out += [("font", str(p), p) for p in expand_paths(cfg.fonts.extra, FONT_SUFFIXES)]
     out += [("font", str(Path(p)), Path(p)) for p in (cfg.fonts.standard_latin, cfg.fonts.standard_han) if p]
-    if cfg.background.bundled:
-        manifest = json.loads((asset_root() / "backgrounds" / "manifest.json").read_text(encoding="utf-8"))
-        bundled("background", "backgrounds", [e["file"] for e in manifest["images"]])
-    out += [("background", str(p), p) for p in expand_paths(cfg.background.extra, IMAGE_SUFFIXES)]
     if cfg.corpus.files:
         out += [("corpus", str(Path(f)), Path(f)) for f in cfg.corpus.files]
     else:
@@ -50,10 +46,28 @@ def asset_files(cfg: SynthConfig) -> list[tuple[str, str, Path]]:
     return out
 
 
-def asset_digests(cfg: SynthConfig) -> list[dict[str, str]]:
-    """[{"kind", "name", "sha256"}] of every asset file the recipe uses (unreadable ones are skipped:
-    loading the pools reports them, naming the file)."""
-    out = []
+MAX_LISTED_BACKGROUNDS = 1000  # larger pools enter the fingerprint as one digest, keeping manifests small
+
+
+def background_digests(pool: Any) -> list[dict[str, str]]:
+    """The background pool's part of the assets: one entry per image, or one for the whole index when
+    it is larger than MAX_LISTED_BACKGROUNDS (a pool of 100k photos would bloat every manifest write)."""
+    hashes = pool.content_hashes()
+    if len(hashes) <= MAX_LISTED_BACKGROUNDS:
+        return [{"kind": "background", "name": n, "sha256": h} for n, h in hashes]
+    fp = pool.fingerprint()
+    return [{"kind": "background-pool", "name": f"{fp['images']} images", "sha256": fp["sha256"]}]
+
+
+def asset_digests(cfg: SynthConfig, backgrounds: Any = None) -> list[dict[str, str]]:
+    """[{"kind", "name", "sha256"}] of every asset the recipe uses: fonts and corpora hashed from their files
+    (unreadable ones are skipped: loading the pools reports them, naming the file), backgrounds from the
+    pool's index (built from the config when not given)."""
+    if backgrounds is None:
+        from .backgrounds import BackgroundPool
+
+        backgrounds = BackgroundPool.from_config(cfg.background)
+    out = background_digests(backgrounds)
     for kind, name, path in asset_files(cfg):
         try:
             out.append({"kind": kind, "name": name, "sha256": _sha256_file(path)})
@@ -63,13 +77,13 @@ def asset_digests(cfg: SynthConfig) -> list[dict[str, str]]:
 
 
 def identity_parts(cfg: SynthConfig, count: int, shard_size: int, encoding: str,
-                   assets: list[dict[str, str]] | None = None) -> dict[str, Any]:
+                   assets: list[dict[str, str]] | None = None, backgrounds: Any = None) -> dict[str, Any]:
     """Everything a dataset's bytes depend on, as plain JSON data."""
     from .shards.schema import FORMAT_VERSION
 
-    return {"format_version": FORMAT_VERSION, "config": cfg.to_dict(), "seed": cfg.seed, "count": count,
+    return {"shard_format": FORMAT_VERSION, "config": cfg.to_dict(), "seed": cfg.seed, "count": count,
             "shard_size": shard_size, "encoding": encoding,
-            "assets": asset_digests(cfg) if assets is None else assets}
+            "assets": asset_digests(cfg, backgrounds) if assets is None else assets}
 
 
 def dataset_fingerprint(parts: dict[str, Any]) -> str:
@@ -90,7 +104,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What changed between two identity_parts dicts, in words ("seed 5 -> 6", "corpus words.txt changed")."""
     out: list[str] = []
-    for key in ("format_version", "seed", "count", "shard_size", "encoding"):
+    for key in ("shard_format", "seed", "count", "shard_size", "encoding"):
         if old.get(key) != new.get(key):
             out.append(f"{key} {old.get(key)!r} -> {new.get(key)!r}")
     a, b = _flat(old.get("config") or {}), _flat(new.get("config") or {})

@@ -3,7 +3,8 @@
 Shard k holds samples [k*shard_size, min(count, (k+1)*shard_size)) of the recipe, each a pure
 function of (config, seed, index), so the dataset is byte-identical however many workers or nodes
 render it. The manifest is rewritten (atomically) as shards land; a rerun of the same command
-writes only the shards it lacks. The pools travel once, through Ray's object store.
+writes only the shards it lacks. The pools travel once, through Ray's object store; background
+photos travel as an index (path, size, sha256) that workers read lazily through a bounded cache.
 """
 from __future__ import annotations
 
@@ -387,8 +388,8 @@ def generate(plan: Plan, *, address: str | None = None, num_cpus: int | None = N
 
     fs, root, target = resolve_out(plan.out)
     where = storage.redact(plan.out)
-    pools = Pools.from_config(plan.cfg)
-    parts = identity_parts(plan.cfg, plan.count, plan.shard_size, plan.encoding)
+    pools = Pools.from_config(plan.cfg)  # the background pool is an index: it travels, its pixels do not
+    parts = identity_parts(plan.cfg, plan.count, plan.shard_size, plan.encoding, backgrounds=pools.backgrounds)
     fingerprint = dataset_fingerprint(parts)
     _make_dir(fs, root, where)
     with DatasetLock(fs, root) as lock:
@@ -398,7 +399,8 @@ def generate(plan: Plan, *, address: str | None = None, num_cpus: int | None = N
         t0 = time.perf_counter()
         todo = [k for k in range(plan.num_shards) if k not in landed]
         extra = {**plan.identity(), "versions": _versions(), "num_shards": plan.num_shards,
-                 "fingerprint": fingerprint, "assets": parts["assets"]}
+                 "fingerprint": fingerprint, "shard_format": parts["shard_format"], "assets": parts["assets"],
+                 "backgrounds": pools.backgrounds.fingerprint()}
         if todo:
             started = init_ray(address, num_cpus, ray_temp_dir)
             try:

@@ -259,13 +259,14 @@ def effect_layers(glyph_u8: np.ndarray, style: dict, px_per_em: float) -> Layers
     return Layers(glyph_u8.astype(np.float32) / 255.0, border, shadow)
 
 
-def composite(base: np.ndarray, layers: Layers, colors: dict) -> np.ndarray:
-    """Alpha-composite shadow, border, glyph over base (float32). Zero alpha leaves base exactly unchanged."""
+def composite(base: np.ndarray, layers: Layers, colors: dict, text: np.ndarray | None = None) -> np.ndarray:
+    """Alpha-composite shadow, border, glyph over base (float32). Zero alpha leaves base exactly unchanged.
+    `text` is an optional per-pixel text colour field (fill effects) replacing colors["text"]."""
     out = base.astype(np.float32, copy=True)
     for alpha, key in ((layers.shadow, "shadow"), (layers.border, "border"), (layers.glyph, "text")):
         if alpha is None:
             continue
-        c = np.asarray(colors[key], np.float32)
+        c = text if key == "text" and text is not None else np.asarray(colors[key], np.float32)
         out += (c - out) * alpha[..., None]
     return out
 

@@ -7,22 +7,28 @@ depend on how samples are spread over workers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
 import numpy as np
 
-from .backgrounds import BackgroundPool
+from .backgrounds import BackgroundPool, UndecodableImage
 from .config import SynthConfig
 from .corpus import Corpus
 from .errors import RenderError
+from .effects import FILL, camera
+from .effects import draw_all as draw_effects
+from .effects import params as effect_params
+from .fill import text_fields
 from .fonts import FontPool
-from .render import (composite, effect_extent_em, effect_layers, gaussian_radius, layout_word, tracking_em,
+from .render import (composite, effect_extent_em, effect_layers, layout_word, tracking_em,
                      make_warp, rasterize, render_plain, to_u8, warp_mask, word_bounds, char_boxes)
 from .sample import GREY, Sample
 from .skeleton import skeletonize
-from .style import contrast_ratio, luminance_range, resolve_colors, sample_style
+from .local_contrast import glyph_backgrounds, glyph_regions
+from .palette import ColorDraw, resolve_colors, resolve_text
+from .style import sample_style
 
 cv2.setNumThreads(1)  # per-sample work is tiny; parallelism comes from processes
 
@@ -42,10 +48,26 @@ class Pools:
 
 
 PLAN_SIZE = 48
+FILL_HEADROOM = 1.6  # contrast sought past the floor when fill effects will vary the text colour
+FLATTEN = (1.0, 0.75, 0.5, 0.25, 0.0)  # background contrast kept when no colour fits every glyph
 
 
 class _TooWide(Exception):
     pass
+
+
+@dataclass
+class _Paint:
+    """What `_paint` decided for one sample: background, colours, text colour fields, and their records."""
+
+    bg: np.ndarray
+    crop: Any
+    text_h: float
+    colors: dict
+    flatten: float
+    fields: list
+    fill_keep: float
+    contrasts: np.ndarray
 
 
 class Synthesizer:
@@ -68,6 +90,7 @@ class Synthesizer:
             "font_index": font_index, "font": p.fonts.fonts[font_index].name,
             "style": sample_style(rng, self.cfg.style, self.cfg.fonts.size),
             "background": p.backgrounds.sample(rng),
+            "effects": draw_effects(rng, self.cfg.effects),
         }
 
     def sample(self, index: int, keep_layers: bool = False) -> Sample:
@@ -77,7 +100,7 @@ class Synthesizer:
             params = self.draw(rng)
             try:
                 s = self.render(params, keep_layers=keep_layers)
-            except _TooWide:
+            except (_TooWide, UndecodableImage):  # deterministic: the same draws fail on every worker
                 continue
             s.meta.update(id=f"{self.cfg.seed}-{index}", seed=self.cfg.seed, index=index)
             return s
@@ -95,6 +118,56 @@ class Synthesizer:
         pl, pt, pr, pb = (v * size for v in style["padding"])
         canvas = (b[:, 0].min() - pl - ext, b[:, 1].min() - pt - ext, b[:, 2].max() + pr + ext, b[:, 3].max() + pb + ext)
         return font, lays, warp, canvas
+
+    def _colors(self, style: dict, bg: np.ndarray, regions, headroom: float,
+                gb0=None) -> tuple[dict, np.ndarray, float, Any]:
+        """Colours against the background under every glyph; a background too contrasty for any one
+        colour is flattened toward its mean (a deterministic ladder) until one fits. With fill effects
+        on, a colour `headroom` times past the floor is preferred, so the effects have room to act."""
+        draw = ColorDraw(**style["color_draw"])
+        has_border = style["border"] > 0
+        f = bg.astype(np.float32)
+        mean = f.reshape(-1, 3).mean(axis=0)
+        for keep in FLATTEN:
+            flat = bg if keep == 1.0 else np.clip(np.rint(mean + (f - mean) * keep), 0, 255).astype(np.uint8)
+            gb = gb0 if keep == 1.0 and gb0 is not None else glyph_backgrounds(flat, regions)
+            for boost in ((headroom, 1.0) if headroom > 1.0 else (1.0,)):
+                colors = resolve_colors(replace(draw, min_contrast=draw.min_contrast * boost), gb, has_border)
+                if colors is not None:
+                    return colors, flat, keep, gb
+        # a floor above what any colour reaches on this grey (> 4.58 on mid grey): the best side
+        return resolve_colors(replace(draw, min_contrast=1.0), gb, has_border), flat, 0.0, gb
+
+    def _paint(self, params: dict, glyphs: list, layers: list, boxes: list, lays: list, warp, px_per_em: float
+               ) -> "_Paint":
+        """Background placement (text scale, smooth surface), colours against every glyph's background,
+        and the text colour fields of the fill effects."""
+        style = params["style"]
+        h, w = glyphs[0].shape
+        union = np.maximum(glyphs[0], glyphs[1])
+        rows = np.nonzero((union > 127).any(axis=1))[0]
+        text_h = float(rows[-1] - rows[0] + 1) if len(rows) else float(h)
+        region = cv2.dilate((union > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        regions = [glyph_regions(layers[k].glyph, boxes[k]) for k in (0, 1)]
+        both = regions[0] + regions[1]
+        draw = ColorDraw(**style["color_draw"])
+        seen: dict = {}
+
+        def fits(img: np.ndarray) -> bool:  # one text colour can reach the floor on this placement
+            seen["img"], seen["gb"] = img, glyph_backgrounds(img, both)
+            return resolve_text(draw, seen["gb"]) is not None
+
+        bg, crop = self.pools.backgrounds.apply(params["background"], h, w, region, text_h, fits)
+        fx = params.get("effects")
+        headroom = FILL_HEADROOM if any(effect_params(n, fx) for n in FILL) else 1.0
+        colors, bg, flatten, gb = self._colors(style, bg, both, headroom,
+                                               seen["gb"] if seen.get("img") is bg else None)
+        fields, fill_keep, contrasts, second = text_fields(
+            fx, colors["text"], draw, bg, [layers[0].glyph, layers[1].glyph],
+            [lay.box for lay in lays], warp, lays, px_per_em, region, regions, gb)
+        if second is not None:
+            colors["text2"] = [int(round(v)) for v in second]  # the gradient's other end
+        return _Paint(bg, crop, text_h, colors, flatten, fields, fill_keep, contrasts)
 
     def render(self, params: dict[str, Any], keep_layers: bool = False) -> Sample:
         """Render the eight images of a drawn sample; pure in (params, config, pools)."""
@@ -130,49 +203,31 @@ class Synthesizer:
             glyphs.append(warp_mask(mask, warp, lay, ox, oy, h, w))
         layers = [effect_layers(g, style, px_per_em) for g in glyphs]
 
-        bg = self.pools.backgrounds.apply(params["background"], h, w)
-        under = (glyphs[0] > 127) | (glyphs[1] > 127)
-        bg_under = bg[under] if under.any() else bg.reshape(-1, 3)
-        bg_mean = bg_under.mean(axis=0)
-        colors = resolve_colors(style["color_draw"], bg_mean, luminance_range(bg_under), style["border"] > 0)
+        boxes = [char_boxes(warp, lay) for lay in lays]
+        p = self._paint(params, glyphs, layers, boxes, lays, warp, px_per_em)
+        bg, colors, fields = p.bg, p.colors, p.fields
 
-        i_s = composite(bg, layers[0], colors)
-        t_f = composite(bg, layers[1], colors)
-        t_b = bg.astype(np.float32)
-        t_t = composite(np.full((h, w, 3), GREY, np.float32), layers[1], colors)
-        cov_s, cov_t = layers[0].coverage(), layers[1].coverage()
-        i_s, t_b, t_f, cov_s, cov_t = degrade(style, i_s, t_b, t_f, cov_s, cov_t)
+        i_s = composite(bg, layers[0], colors, fields[0])
+        t_f = composite(bg, layers[1], colors, fields[1])
+        t_t = composite(np.full((h, w, 3), GREY, np.float32), layers[1], colors, fields[1])
+        (i_s, t_b, t_f), (cov_s, cov_t) = camera.apply(
+            style, effect_params("camera", params.get("effects")), [i_s, bg, t_f],
+            [layers[0].coverage(), layers[1].coverage()])
 
         std = self.pools.fonts.standard_for(params["text_t"])
         i_t = render_plain(self.pools.fonts.standard_pil(std, 64), params["text_t"], h, w)
         images = {
-            "i_s": to_u8(i_s), "i_t": i_t, "t_sk": skeletonize(glyphs[1]), "t_t": to_u8(t_t),
-            "t_b": to_u8(t_b), "t_f": to_u8(t_f),
+            "i_s": i_s, "i_t": i_t, "t_sk": skeletonize(glyphs[1]), "t_t": to_u8(t_t), "t_b": t_b, "t_f": t_f,
             "mask_t": cov_t.astype(np.uint8) * 255, "mask_s": cov_s.astype(np.uint8) * 255,
         }
         meta = {**params, "colors": colors, "raster_size": size, "scale": round(scale, 6),
                 "px_per_em": round(px_per_em, 4), "standard_font": std.name,
-                "contrast": round(contrast_ratio(np.array(colors["text"]), bg_mean), 3),
-                "boxes_s": char_boxes(warp, lays[0]), "boxes_t": char_boxes(warp, lays[1])}
+                "min_glyph_contrast": round(float(p.contrasts.min()), 3) if len(p.contrasts) else None,
+                "background_crop": p.crop.to_dict() if p.crop else None, "text_height": round(p.text_h, 1),
+                "background_flatten": p.flatten, "fill_keep": p.fill_keep, "boxes_s": boxes[0], "boxes_t": boxes[1]}
         s = Sample(images, meta)
         if keep_layers:
             s.layers = layers  # type: ignore[attr-defined]  # test/debug only, never serialised
+            s.text_fields = [np.broadcast_to(np.asarray(colors["text"], np.float32), (h, w, 3)) if f is None else f
+                             for f in fields]  # type: ignore[attr-defined]
         return s
-
-
-def degrade(style: dict, i_s, t_b, t_f, cov_s, cov_t):
-    """Camera blur and sensor noise, identical on every image that shows the background.
-
-    Blur spreads text into nearby pixels, so the coverage masks grow by the kernel radius: outside
-    them t_f, i_s and t_b stay equal."""
-    if style["blur"] > 0:
-        i_s, t_b, t_f = (cv2.GaussianBlur(x, (0, 0), style["blur"]) for x in (i_s, t_b, t_f))
-        r = gaussian_radius(style["blur"])
-        k = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
-        cov_s = cv2.dilate(cov_s.astype(np.uint8), k) > 0
-        cov_t = cv2.dilate(cov_t.astype(np.uint8), k) > 0
-    if style["noise"] > 0:
-        n = np.random.default_rng(style["noise_seed"]).standard_normal(i_s.shape, dtype=np.float32) * style["noise"]
-        i_s, t_b, t_f = i_s + n, t_b + n, t_f + n
-    return i_s, t_b, t_f, cov_s, cov_t
-

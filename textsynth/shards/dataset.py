@@ -262,6 +262,7 @@ def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None,
     for n, e in enumerate(manifest["shards"]):
         problems += verify_shard(fs, storage.join(root, e["file"]), {**e, "encoding": manifest["encoding"]},
                                  manifest, n)
+        on_shard(e["rows"])
     return problems
 
 

@@ -1,0 +1,48 @@
+"""Optional text effects, one module each: its config fields, a typed draw from an explicit rng, its apply.
+
+Fill effects (gradient, shading, texture, emboss) change the text layer's colour per pixel, so
+t_f stays the composite of the styled text layer on t_b; camera effects (camera) act identically on
+i_s, t_b and t_f after compositing and grow the masks by their reach. See docs/ARCHITECTURE.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import camera, emboss, gradient, shading, texture
+
+FILL = {"gradient": gradient, "shading": shading, "texture": texture, "emboss": emboss}
+ALL = {**FILL, "camera": camera}
+
+
+@dataclass(frozen=True)
+class EffectsConfig:
+    """One table per effect, e.g. [effects.gradient] p = 0.1."""
+
+    gradient: gradient.Config = field(default_factory=gradient.Config)
+    shading: shading.Config = field(default_factory=shading.Config)
+    texture: texture.Config = field(default_factory=texture.Config)
+    emboss: emboss.Config = field(default_factory=emboss.Config)
+    camera: camera.Config = field(default_factory=camera.Config)
+
+    def validate(self, path: str) -> None:
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate(f"{path}.{f.name}")
+
+
+def draw_all(rng: np.random.Generator, cfg: EffectsConfig) -> dict[str, Any]:
+    """Every effect's parameters (None when off), as plain data for the sample's metadata."""
+    out = {}
+    for name, mod in ALL.items():
+        p = mod.draw(rng, getattr(cfg, name))
+        out[name] = None if p is None else dataclasses.asdict(p)
+    return out
+
+
+def params(name: str, drawn: dict[str, Any] | None):
+    """The typed parameters of effect `name` back from metadata (None when off or absent)."""
+    d = (drawn or {}).get(name)
+    return None if d is None else ALL[name].Params(**d)
