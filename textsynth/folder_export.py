@@ -297,3 +297,10 @@ def export_dataset(root: str, out: str, fmt: str = "srnet", *, workers: int | No
         raise
     _commit(staging, out_path, old)
     return ExportResult(count, str(out_path), len(tasks) - len(todo))
+
+
+def export_srnet(dataset_root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                 allow_partial: bool = False) -> int:
+    """Export every sample of the dataset at `dataset_root` to an SRNet folder (one process); returns the count."""
+    return export_dataset(str(dataset_root), str(out_dir), workers=1, progress=False,
+                          allow_partial=allow_partial).count

@@ -152,15 +152,6 @@ def write_srnet_folder(samples: Iterable[Sample], out_dir: str | os.PathLike[str
     return n
 
 
-def export_srnet(dataset_root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                 allow_partial: bool = False) -> int:
-    """Export every sample of the dataset at `dataset_root` to an SRNet folder (one process); returns the count."""
-    from textsynth.folder_export import export_dataset
-
-    return export_dataset(str(dataset_root), str(out_dir), workers=1, progress=False,
-                          allow_partial=allow_partial).count
-
-
 class FolderTree:
     """Read access to a folder given as a local path or a URI (s3://bucket/prefix?...): list, read, test.
 
