@@ -1,5 +1,5 @@
 """Baseline for benchmarks and tests: a re-implementation of the public PyTorch SRNet port
-(Niwhskal/SRNet, later lksshw/SRNet) as described in docs/DESIGN.md section 6. Written from that
+(Niwhskal/SRNet, later lksshw/SRNet) as described in docs/ARCHITECTURE.md ("SRNet"). Written from that
 description; deliberately keeps the port's behaviour, defects included, because it is what we measure
 against and what the tests show to be broken:
 

@@ -209,7 +209,7 @@ def test_wgan_clipping_leaves_norm_parameters_untouched():
 
 
 def test_port_discriminator_is_frozen_at_4_6152_ours_learns():
-    """DESIGN.md section 6: the port's D ends in BatchNorm(1) with every parameter clamped to +-0.01 and
+    """docs/ARCHITECTURE.md ("SRNet"): the port's D ends in BatchNorm(1) with every parameter clamped to +-0.01 and
     is trained with -log(clamp(D(real))) - log(clamp(1 - D(fake))). In train mode its output per batch
     averages to the BN shift (<= 0.01), so by Jensen the loss cannot go below -ln 0.01 - ln 0.99 =
     4.6152 however separable the data. Our D (raw logits, BCE with logits = the same loss written on

@@ -1,4 +1,4 @@
-"""Invariants of DESIGN.md 2 on hundreds of freshly rendered samples, Latin and Chinese."""
+"""Invariants of docs/ARCHITECTURE.md ("One sample") on hundreds of freshly rendered samples, Latin and Chinese."""
 from __future__ import annotations
 
 import numpy as np

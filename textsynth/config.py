@@ -1,7 +1,7 @@
 """Typed synthesis config: dataclasses with defaults, loaded from TOML/JSON/dicts and validated.
 
 Every probability and range of the sample recipe lives here. Defaults cover the reference
-generator's effects and ranges (DESIGN.md 3); lengths are in em (fractions of the font size) so a
+generator's effects and ranges (docs/ARCHITECTURE.md, "The reference generator"); lengths are in em (fractions of the font size) so a
 recipe means the same thing at any output height.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The invariants of DESIGN.md 2 that a stored sample must satisfy, checked from its images alone.
+"""The invariants of docs/ARCHITECTURE.md ("One sample") that a stored sample must satisfy, checked from its images alone.
 
 Used by the tests over freshly rendered samples and by `textsynth verify` over shards.
 """

@@ -1,7 +1,7 @@
 """SRNet losses: L1 (optionally text-mask balanced), per-sample Dice, selectable GAN losses, WGAN weight
 clipping that never touches normalisation parameters, and a VGG19 perceptual + style loss.
 
-Recipe (docs/DESIGN.md section 6), all weights in `LossConfig`:
+Recipe (docs/ARCHITECTURE.md, "SRNet"), all weights in `LossConfig`:
     text       = L1(o_t, t_t) + 1 * Dice(o_sk, t_sk)
     background = adv(D_b) + 10 * L1(o_b, t_b)
     fusion     = adv(D_f) + 10 * L1(o_f, t_f) + 1 * perceptual + 500 * style

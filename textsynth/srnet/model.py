@@ -1,6 +1,6 @@
 """SRNet generator and patch discriminator (torch only; no trainer imports).
 
-Layout follows the reference recipe (docs/DESIGN.md section 6): base width 32; encoders of two
+Layout follows the reference recipe (docs/ARCHITECTURE.md, "SRNet"): base width 32; encoders of two
 conv-norm-act blocks then three times [stride-2 conv + two conv-norm-act] at 2x/4x/8x the base width,
 four residual bottleneck blocks; decoders mirror them with transposed convolutions.
 
