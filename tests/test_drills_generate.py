@@ -26,20 +26,10 @@ from textsynth.shards.lock import LOCK_NAME, LockedError
 from textsynth.shards.schema import SHARD_IDENTITY_KEY
 
 from .procs import free_port, kill_marked, new_marker
-from .s3server import find_weed, s3_server
 
 ray = pytest.importorskip("ray")
 BIN = Path(sys.executable).parent
 CLI = [str(BIN / "textsynth")]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    tmp = tempfile.mkdtemp(prefix="tsr-")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=tmp, logging_level="ERROR")
-    yield
-    ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -226,13 +216,6 @@ def test_relative_out_on_two_node_cluster_and_a_blind_node_is_refused(tmp_path):
 
 
 # --- secrets ------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    if find_weed() is None:
-        pytest.skip("SeaweedFS `weed` binary not found")
-    with s3_server(tmp_path_factory.mktemp("weed")) as server:
-        yield server
 
 
 def test_secret_uri_never_printed_or_written_and_object_store_lock(s3, tmp_path):

@@ -98,8 +98,13 @@ def test_flipped_bit_in_a_label_is_named_by_every_reader(pristine, tmp_path):
     assert flipped == chr(ord(label[0]) ^ 0x02) + label[1:]  # what an unchecked reader hands to training
     with pytest.raises(RowChecksumError, match=rf"{shard_name(1, 3)}: row 2 .*checksum"):
         _read_all(root)  # map-style loader, liblz4 fast path
-    with pytest.raises(RowChecksumError, match=rf"{shard_name(1, 3)}: row 2 .*checksum"):
+    with pytest.raises(RowChecksumError, match=rf"{shard_name(1, 3)}: row 2 .*checksum") as caught:
         _read_all(root, workers=1)  # raised in a DataLoader worker, re-raised in the training process
+    # torch re-raises it with the worker's traceback in the message; the CLI still prints one line
+    from textsynth.cli import error_line
+
+    line = error_line(caught.value)
+    assert "\n" not in line and "Traceback" not in line and f"{shard_name(1, 3)}: row 2" in line
     with pytest.raises(RowChecksumError, match=rf"{shard_name(1, 3)}: row 2"):
         _read_all(root, stream=True, stream_timeout=5, poll_interval=0.01)
     ds = Dataset(str(root))

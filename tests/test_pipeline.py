@@ -39,15 +39,6 @@ def smoke_cfg():
     return recipes.resolve(pipeline="smoke", seed=5)
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    tmp = tempfile.mkdtemp(prefix="tsr-")  # short: Ray's socket paths must stay under 107 bytes
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=tmp, logging_level="ERROR")
-    yield
-    ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
-
-
 _REFS: dict = {}
 
 

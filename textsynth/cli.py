@@ -58,6 +58,9 @@ def error_line(exc: BaseException) -> str:
         text = str(exc).strip()
         msg = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     lines = [line.strip() for line in msg.splitlines() if line.strip()]
+    if "Original Traceback (most recent call last):" in lines:  # re-raised by a torch DataLoader worker
+        last = lines[-1]
+        lines = [last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith(type(exc).__name__) else last]
     return "error: " + redact(" | ".join(lines[:3]) if lines else type(exc).__name__)
 
 
