@@ -917,6 +917,7 @@ class WidthBucketBatchSampler(Sampler):
         self.rank, self.world_size = _dist_rank_world(rank, world_size)
         self.seed = int(seed)
         self.epoch = int(epoch)
+        self.start_batch = 0  # resume: deliver this rank's batches from here on (indices only, nothing decoded)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.fill_last = fill_last
@@ -928,9 +929,11 @@ class WidthBucketBatchSampler(Sampler):
         if not (drop_last or fill_last) and self.n:
             _tail_sizes(self.n, self.batch_size, self.world_size)  # fail now, not at iteration
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch: the permutation is a pure function of (seed, epoch)."""
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch: the permutation is a pure function of (seed, epoch). start_batch skips this
+        rank's first batches of the epoch without reading them (a resumed run's data position)."""
         self.epoch = int(epoch)
+        self.start_batch = int(start_batch)
 
     def __len__(self) -> int:
         per_round = self.world_size * self.batch_size
@@ -987,7 +990,7 @@ class WidthBucketBatchSampler(Sampler):
         return self.global_batches()[self.rank::self.world_size]
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        return iter(self.batches())
+        return iter(self.batches()[self.start_batch:])
 
 
 # --- DataLoader ----------------------------------------------------------------------------------
@@ -995,9 +998,14 @@ class WidthBucketBatchSampler(Sampler):
 class ShardLoader(DataLoader):
     """A torch DataLoader with `set_epoch(e)` forwarded to its width-bucketing sampler (or dataset)."""
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """New epoch; start_batch > 0 starts it at that batch (width-bucketing sampler only)."""
+        if start_batch and not isinstance(self.sampler, WidthBucketBatchSampler):
+            raise ValueError("start_batch needs a dataset read through its sampler (not stream=True)")
         for obj in (self.sampler, self.dataset):
-            if hasattr(obj, "set_epoch"):
+            if isinstance(obj, WidthBucketBatchSampler):
+                obj.set_epoch(epoch, start_batch)
+            elif hasattr(obj, "set_epoch"):
                 obj.set_epoch(epoch)
 
 
