@@ -12,6 +12,7 @@ from textsynth.errors import TextsynthError
 COMMANDS = {
     "fonts": "fonts", "preview": "preview", "generate": "generate", "verify": "verify",
     "export": "export", "import": "import_", "profile": "profile", "train": "train", "edit": "edit",
+    "evaluate": "evaluate",
 }
 
 

@@ -73,8 +73,12 @@ def setup(device_name: str) -> tuple[DistInfo, torch.device]:
         import torch.distributed as dist
 
         if not dist.is_initialized():
+            import inspect
+
             backend = "nccl" if device.type == "cuda" else "gloo"
-            kw = {"device_id": device} if device.type == "cuda" else {}
+            # device_id binds NCCL's communicator to this GPU up front (torch >= 2.3)
+            kw = {"device_id": device} if device.type == "cuda" and \
+                "device_id" in inspect.signature(dist.init_process_group).parameters else {}
             dist.init_process_group(backend, **kw)
         global _control
         # stop/diverge flags travel on CPU over gloo: agreeing on them never waits for the GPU stream
