@@ -22,7 +22,7 @@ def command(checkpoint, data, batch_size, max_batches, device) -> None:
     from ..srnet.evaluate import evaluate
     from ..srnet.infer import load_generator
 
-    dev = device_for(device, 0, torch.cuda.is_available(), torch.cuda.device_count())
+    dev = device_for(device, 0, torch.cuda.is_available(), torch.cuda.device_count(), what="--device")
     gen = load_generator(checkpoint, dev)
     height = int(ckpt.read_state(checkpoint).get("train", {}).get("height", 64))
     table = evaluate(gen, data, batch_size=batch_size, height=height, device=dev, max_batches=max_batches)

@@ -123,9 +123,23 @@ def latest(run_dir: Path) -> Path | None:
 def read_state(ckpt: Path) -> dict[str, Any]:
     ckpt = resolve(ckpt)
     try:
-        return json.loads((ckpt / "state.json").read_text())
+        state = json.loads((ckpt / "state.json").read_text())
     except (OSError, ValueError) as e:
         raise CheckpointError(f"unreadable checkpoint state {ckpt / 'state.json'}: {e}") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{ckpt / 'state.json'}: expected a JSON object")
+    return state
+
+
+def state_value(ckpt: Path, state: dict[str, Any], *keys: str) -> Any:
+    """state["a"]["b"]..., or a CheckpointError naming the missing key and the file."""
+    v: Any = state
+    for i, k in enumerate(keys):
+        if not isinstance(v, dict) or k not in v:
+            raise CheckpointError(f"{resolve(ckpt) / 'state.json'} lacks the key {'.'.join(keys[:i + 1])!r} "
+                                  f"(not a textsynth SRNet checkpoint, or a damaged one)")
+        v = v[k]
+    return v
 
 
 def resolve(path: Path | str) -> Path:
@@ -145,6 +159,11 @@ def load_module(ckpt: Path, name: str, module: torch.nn.Module) -> None:
         sd = load_file(str(path))
     except (OSError, Exception) as e:  # safetensors raises its own error types
         raise CheckpointError(f"cannot read weights {path}: {e}") from e
+    target = _unwrap(module).state_dict()
+    for k, v in sd.items():
+        if k in target and tuple(v.shape) != tuple(target[k].shape):
+            raise CheckpointError(f"{path} does not match the model: {k} has shape {tuple(v.shape)}, the model "
+                                  f"(config in {path.parent / 'state.json'}) needs {tuple(target[k].shape)}")
     missing, unexpected = _unwrap(module).load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")

@@ -37,7 +37,8 @@ def env_info() -> DistInfo:
     return DistInfo(num("RANK", "0"), num("WORLD_SIZE", "1"), num("LOCAL_RANK", "0"))
 
 
-def device_for(name: str, local_rank: int, cuda_available: bool, device_count: int) -> torch.device:
+def device_for(name: str, local_rank: int, cuda_available: bool, device_count: int,
+               what: str = "train.device") -> torch.device:
     """The device this process trains on.
 
     auto: cuda:LOCAL_RANK when CUDA is available, else cpu; cuda: cuda:LOCAL_RANK; cuda:N: GPU N
@@ -48,16 +49,16 @@ def device_for(name: str, local_rank: int, cuda_available: bool, device_count: i
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"train.device={name!r}: not a device (auto, cpu, cuda, cuda:N)") from None
+        raise ConfigError(f"{what}={name!r}: not a device (auto, cpu, cuda, cuda:N)") from None
     if dev.type == "cpu":
         return dev
     if dev.type != "cuda":
-        raise ConfigError(f"train.device={name!r}: use auto, cpu, cuda or cuda:N")
+        raise ConfigError(f"{what}={name!r}: use auto, cpu, cuda or cuda:N")
     if not cuda_available:
-        raise ConfigError(f"train.device={name!r} but CUDA is not available (no GPU visible to this process)")
+        raise ConfigError(f"{what}={name!r} but CUDA is not available (no GPU visible to this process)")
     index = local_rank if dev.index is None else dev.index
     if index >= device_count:
-        raise ConfigError(f"train.device={name!r} with LOCAL_RANK={local_rank}: GPU {index} does not exist "
+        raise ConfigError(f"{what}={name!r} with LOCAL_RANK={local_rank}: GPU {index} does not exist "
                           f"({device_count} visible)")
     return torch.device("cuda", index)
 
