@@ -194,15 +194,15 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def any_rank(flag: bool) -> bool:
-    """True on every rank when `flag` is True on any rank: one tiny CPU all_reduce, no GPU sync."""
+def any_rank(*flags: bool) -> list[bool]:
+    """Each flag True on every rank when it is True on any rank: one tiny CPU all_reduce, no GPU sync."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+        return [bool(f) for f in flags]
+    t = torch.tensor([1 if f else 0 for f in flags], dtype=torch.int32)
     dist.all_reduce(t, group=_control)
-    return bool(t.item() > 0)
+    return [bool(x > 0) for x in t.tolist()]
 
 
 def barrier() -> None:

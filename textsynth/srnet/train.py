@@ -48,6 +48,7 @@ class TrainConfig:
     steps: int = 500_000
     batch_size: int = 8
     height: int = 64
+    width_multiple: int = 8  # batch widths are multiples of this (64 with compile: few shapes, few recompiles)
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     lr_decay: float = 0.9  # multiply the learning rate by this ...
@@ -69,7 +70,7 @@ class TrainConfig:
     grid_samples: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "height", "lr_decay_every", "log_every", "sample_every", "ckpt_every",
+        for name in ("steps", "batch_size", "height", "width_multiple", "lr_decay_every", "log_every", "sample_every", "ckpt_every",
                      "val_every", "val_batches", "keep_checkpoints", "grid_samples"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -206,9 +207,10 @@ def _position_for(saved: dict[str, Any], world: int, log: Callable[[str], None])
 # --- the run -------------------------------------------------------------------------------------
 
 def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = None, vgg_weights: str | None = None,
-          max_steps: int | None = None, log: Callable[[str], None] = print, perceptual: bool = True
-          ) -> dict[str, Any]:
-    """Train (or resume) a run in `out` on `dataset`; stops at cfg.steps or after max_steps more steps.
+          max_steps: int | None = None, log: Callable[[str], None] = print, perceptual: bool = True,
+          max_seconds: float | None = None) -> dict[str, Any]:
+    """Train (or resume) a run in `out` on `dataset`; stops at cfg.steps, after max_steps more steps or
+    after max_seconds of wall time (checkpointing there; all ranks agree on the step).
 
     perceptual=True (the paper's objective) needs VGG19 weights: vgg_weights, or torchvision's file in
     the torch hub cache (downloaded if the machine is online); perceptual=False trains without the
@@ -264,7 +266,8 @@ def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = Non
 
     loader = make_loader(dataset, batch_size=cfg.batch_size, keys=TRAIN_KEYS, num_workers=cfg.num_workers,
                          seed=cfg.seed, epoch=epoch, rank=info.rank, world_size=info.world, height=cfg.height,
-                         drop_last=True, worker_init_fn=_ignore_sigint if cfg.num_workers else None)
+                         multiple=cfg.width_multiple, drop_last=True,
+                         worker_init_fn=_ignore_sigint if cfg.num_workers else None)
     if len(loader) == 0:
         raise TextsynthError(f"{dataset}: fewer samples than one batch of {cfg.batch_size} per rank")
     batches_done = min(batches_done, len(loader))
@@ -273,6 +276,7 @@ def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = Non
     end = cfg.steps if max_steps is None else min(cfg.steps, step + max_steps)
     window = LossWindow()
     t_last, last_record = time.perf_counter(), {}
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
 
     def save() -> Path | None:
         if info.main:
@@ -295,7 +299,9 @@ def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = Non
                                           d_for_g=d_for_g, as_tensors=True))
                     step += 1
                     batches_done = i + 1
-                    stopping = ddp.any_rank(stop.signum is not None)
+                    signalled, out_of_time = ddp.any_rank(stop.signum is not None,
+                                                          deadline is not None and time.monotonic() >= deadline)
+                    stopping = signalled or out_of_time
                     want_ckpt = step % cfg.ckpt_every == 0 or step == end or stopping
                     if step % cfg.log_every == 0 or want_ckpt:
                         means = window.means(info.world)  # the host read; identical on every rank
@@ -320,19 +326,19 @@ def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = Non
                         table = validate(ddp.inner(gen), val, cfg, device, amp_dtype)
                         runlog.val(step, table)
                         m, b, g = table["model"], table["identity"], table["gain"]
-                        log(f"val step={step} psnr={m['psnr']:.2f} (identity {b['psnr']:.2f}, gain "
-                            f"{g['psnr_db']:+.2f} dB) ssim={m['ssim']:.4f} (identity {b['ssim']:.4f}) "
-                            f"text_l1={m['text_l1']:.4f} skeleton_dice={m['skeleton_dice']:.3f}")
+                        log(f"val step={step} psnr={_f(m['psnr'])} (identity {_f(b['psnr'])}, gain "
+                            f"{_f(g['psnr_db'])} dB) ssim={_f(m['ssim'])} (identity {_f(b['ssim'])}) "
+                            f"text_l1={_f(m['text_l1'])} skeleton_dice={_f(m['skeleton_dice'])}")
                     if info.main and step % cfg.sample_every == 0:
                         save_grid(ddp.inner(gen), grid_batch, out / "samples" / f"step-{step:07d}.png", device,
                                   amp_dtype)
                     if want_ckpt:
                         path = save()
-                        if stopping:
+                        if signalled:
                             name = signal.Signals(stop.signum).name if stop.signum else "a signal on another rank"
                             raise TrainingStopped(f"stopped by {name} at step {step}; checkpoint {path or out}; "
                                                   f"rerun the same command to resume", stop.signum or signal.SIGTERM)
-                    if step >= end:
+                    if step >= end or out_of_time:
                         break
                 else:  # epoch finished
                     epoch, batches_done = epoch + 1, 0
@@ -342,6 +348,10 @@ def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = Non
         if runlog is not None:
             runlog.close()
     return last_record
+
+
+def _f(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
 
 
 def _first_batch(root: str, cfg: TrainConfig) -> dict[str, Any]:
