@@ -176,6 +176,17 @@ def test_torchrun_two_ranks_with_syncbn_write_one_checkpoint_and_log(small_ds, t
     assert state["world"] == 2 and state["batches_done"] == 3
     recs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in recs] == [1, 2, 3]  # only rank 0 logs
+    # a loss blowing up under DDP: every rank stops at the same step naming the last good checkpoint
+    boom = tmp_path / "boom.toml"
+    boom.write_text(cfg.read_text().replace("steps = 3", "steps = 6").replace("[model]", "[loss]\nbg_l1 = 1e39\n"
+                                                                                  "fus_l1 = 1e39\n[model]"))
+    r = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", CLI, "train", small_ds, "--out",
+                        str(run), "--config", str(boom), "--no-perceptual"], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode != 0
+    errors = [x for x in (r.stdout + r.stderr).splitlines() if x.startswith("error: non-finite loss by step 4")]
+    assert len(errors) == 2 and all(f"Last good checkpoint: {run / 'ckpt-0000003'}" in x for x in errors), r.stderr
+    assert ckpt.resolve(run).name == "ckpt-0000003"
     # a 1-process resume of the 2-process run: position mapped, weights load into plain BatchNorm
     from textsynth.srnet.model import SRNetConfig
     from textsynth.srnet.train import TrainConfig, train
