@@ -128,3 +128,17 @@ def test_train_config_errors_name_the_key(tmp_path):
     cfg = TrainConfig.load(good)
     assert cfg.steps == 10 and cfg.model.width == 0.25 and cfg.loss.gan == "hinge"
     assert dataclasses.asdict(cfg)["loss"]["gan"] == "hinge"
+
+
+def test_log_tensorboard_without_the_package_is_one_line_and_writes_nothing(small_ds, tmp_path):
+    try:
+        import tensorboard  # noqa: F401
+        pytest.skip("tensorboard is installed")
+    except ImportError:
+        pass
+    r = subprocess.run([CLI, "train", small_ds, "--out", str(tmp_path / "run"), "--no-perceptual", "--log",
+                        "tensorboard"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines() == ["error: --log tensorboard (train.log_format) needs the tensorboard "
+                                             "package: pip install tensorboard, or use --log jsonl"]
+    assert not (tmp_path / "run").exists()

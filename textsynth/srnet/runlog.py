@@ -53,6 +53,16 @@ def truncate(path: Path, step: int) -> int:
     return len(recs) - len(keep)
 
 
+def summary_writer():
+    """torch's TensorBoard SummaryWriter, or a ConfigError saying how to get it."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        raise ConfigError("--log tensorboard (train.log_format) needs the tensorboard package: "
+                          "pip install tensorboard, or use --log jsonl") from e
+    return SummaryWriter
+
+
 class RunLog:
     """Appends records to log.jsonl / val.jsonl and, with fmt="tensorboard", to TensorBoard events under tb/."""
 
@@ -62,11 +72,7 @@ class RunLog:
         for name in ("log.jsonl", "val.jsonl"):
             truncate(out / name, resume_step)
         if fmt == "tensorboard":
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as e:
-                raise ConfigError("train.log_format='tensorboard' needs the tensorboard package "
-                                  "(pip install tensorboard), or use log_format='jsonl'") from e
+            SummaryWriter = summary_writer()
             self.tb = SummaryWriter(str(out / "tb"), purge_step=resume_step + 1 if resume_step else None)
 
     def _append(self, name: str, rec: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ from . import objective
 from .evaluate import evaluate
 from .losses import LossConfig
 from .model import Discriminator, Generator, SRNetConfig
-from .runlog import LOG_FORMATS, RunLog, plot_losses, save_grid
+from .runlog import LOG_FORMATS, RunLog, plot_losses, save_grid, summary_writer
 from .step import make_optimizers, train_step
 
 TRAIN_KEYS = ("i_s", "i_t", "t_sk", "t_t", "t_b", "t_f", "mask_t")
@@ -225,6 +225,8 @@ def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = Non
     cuda = device.type == "cuda"
     channels_last = cfg.channels_last and cuda
     amp_dtype = torch.bfloat16 if (cfg.bf16 and cuda) else None
+    if cfg.log_format == "tensorboard":
+        summary_writer()  # refuses before anything is written when tensorboard is missing
     vgg, goal = objective.resolve(perceptual, vgg_weights)  # refuses before anything is written
     if info.main:
         out.mkdir(parents=True, exist_ok=True)
