@@ -140,7 +140,8 @@ def real_training(data: str, dev: torch.device, args, work: Path) -> dict:
               str(vgg_file))
     cfg = TrainConfig(model=SRNetConfig(width=args.model_width), batch_size=args.train_batch,
                       num_workers=args.workers, device=str(dev), compile=args.train_compile,
-                      width_multiple=64, log_every=1 if args.dry_run else 10, ckpt_every=10**9, sample_every=10**9, val_every=10**9,
+                      width_multiple=64, log_every=1 if args.dry_run else 10, ckpt_every=10**9, sample_every=10**9,
+                      val_every=10**9,
                       steps=10**9)
     import shutil
 

@@ -84,7 +84,8 @@ def test_a_state_json_missing_a_key_is_named(run, crop, tmp_path):
     (c / "state.json").write_text(json.dumps(state))
     line = one_error_line(edit("--checkpoint", str(bad), "--image", str(crop), "--text", "hi",
                                "--out", str(tmp_path / "o.png")))
-    assert line == f"error: {c / 'state.json'} lacks the key 'train' (not a textsynth SRNet checkpoint, or a damaged one)"
+    assert line == (f"error: {c / 'state.json'} lacks the key 'train' "
+                    "(not a textsynth SRNet checkpoint, or a damaged one)")
 
 
 def test_a_20000_pixel_square_image_is_refused(run, tmp_path):
@@ -95,7 +96,8 @@ def test_a_20000_pixel_square_image_is_refused(run, tmp_path):
     assert f"--image {huge}" in line and "too large" in line
 
 
-@pytest.mark.parametrize("name, why", [("missing/o.png", "does not exist"), ("o.xyz", "unknown image extension '.xyz'")])
+@pytest.mark.parametrize("name, why", [("missing/o.png", "does not exist"),
+                                       ("o.xyz", "unknown image extension '.xyz'")])
 def test_an_unusable_out_is_refused_before_any_work(run, crop, tmp_path, name, why):
     out = tmp_path / name
     line = one_error_line(edit("--checkpoint", str(run), "--image", str(crop), "--text", "hi", "--out", str(out)))

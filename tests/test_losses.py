@@ -108,7 +108,8 @@ def test_without_weights_offline_train_refuses_naming_every_way_out(small_ds, tm
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: the SRNet objective needs VGG19 ImageNet weights"), r.stderr
-    for part in ("http://127.0.0.1:9/models/vgg19-dcbbe8a1.pth", str(home / "hub" / "checkpoints" / "vgg19-dcbbe8a1.pth"),
+    cached = str(home / "hub" / "checkpoints" / "vgg19-dcbbe8a1.pth")
+    for part in ("http://127.0.0.1:9/models/vgg19-dcbbe8a1.pth", cached,
                  "--vgg-weights FILE", "--no-perceptual"):
         assert part in lines[0]
     assert not run.exists()  # nothing written

@@ -68,8 +68,8 @@ def command(checkpoint, image, text, out, dataset, out_dir, limit, device) -> No
         raise click.UsageError("--image needs --text and --out")
     if dataset and not out_dir:
         raise click.UsageError("--dataset needs --out-dir")
-    dev = device_for(device, 0, torch.cuda.is_available(), torch.cuda.device_count() if torch.cuda.is_available() else 0,
-                     what="--device")
+    cuda = torch.cuda.is_available()
+    dev = device_for(device, 0, cuda, torch.cuda.device_count() if cuda else 0, what="--device")
     if image:
         _check_out(out)
         crop = _read_crop(image)

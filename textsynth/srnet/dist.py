@@ -176,7 +176,8 @@ def wrap(module: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
 
     ids = [device.index] if device.type == "cuda" else None
     # torch >= 2.13 renamed broadcast_buffers (initial sync from rank 0 happens either way)
-    name = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
+    params = inspect.signature(DDP).parameters
+    name = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
     return DDP(module, device_ids=ids, output_device=ids[0] if ids else None, **{name: not sync_bn})
 
 

@@ -70,7 +70,8 @@ class TrainConfig:
     grid_samples: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "height", "width_multiple", "lr_decay_every", "log_every", "sample_every", "ckpt_every",
+        for name in ("steps", "batch_size", "height", "width_multiple", "lr_decay_every", "log_every", "sample_every",
+                     "ckpt_every",
                      "val_every", "val_batches", "keep_checkpoints", "grid_samples"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
