@@ -250,7 +250,7 @@ def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = Non
     found = ckpt.latest(out)
     if found is not None:
         saved = ckpt.read_state(found)
-        if saved["train"]["model"] != cfg.model.to_dict():
+        if ckpt.state_value(found, saved, "train", "model") != cfg.model.to_dict():
             raise ConfigError(f"{found}: saved with a different model config; use another --out")
         objective.check_resume(saved.get("objective"), goal, found)
         state = ckpt.load_training(found, modules, optimizers, device)
