@@ -1,7 +1,7 @@
 """Which GAN settings train the tiny SRNet best on CPU: the measurement behind the trainer's defaults.
 
 Trains the same tiny model (width 0.125) on the same small dataset for N steps per setting and prints
-JSON: the last logged losses, the validation L1/PSNR/SSIM of o_f, and whether the discriminators
+JSON: the last logged losses, the validation table (model and identity baseline), and whether the discriminators
 saturated (loss near 0: no useful gradient) or froze (the port's 4.6152 plateau).
     python benchmarks/bench_gan.py [--steps 300] [--samples 96]
 """
@@ -18,6 +18,7 @@ import torch
 from textsynth.local_dataset import build_dataset
 from textsynth.srnet.losses import LossConfig
 from textsynth.srnet.model import SRNetConfig
+from textsynth.srnet.evaluate import flat
 from textsynth.srnet.train import TrainConfig, train, validate
 
 SETTINGS = {
@@ -45,17 +46,17 @@ def main() -> None:
                           steps=args.steps, lr=2e-4, seed=0, val_batches=4)
         run = work / name
         t0 = time.perf_counter()
-        last = train(str(work / "train"), run, cfg, max_steps=args.steps, log=lambda s: None)
+        last = train(str(work / "train"), run, cfg, max_steps=args.steps, log=lambda s: None, perceptual=False)
         recs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
         from textsynth.srnet.infer import load_generator
 
         gen = load_generator(run)
-        val = validate(gen, str(work / "val"), cfg, torch.device("cpu"), None)
+        val = flat(validate(gen, str(work / "val"), cfg, torch.device("cpu"), None))
         d_late = [r["d_f"] for r in recs[len(recs) // 2:]]
         results[name] = {
             "seconds": round(time.perf_counter() - t0, 1),
             "last": {k: round(v, 4) for k, v in last.items() if isinstance(v, float) and k != "lr"},
-            "val": {k: round(v, 4) for k, v in val.items()},
+            "val": {k: round(v, 4) if isinstance(v, float) else v for k, v in val.items()},
             "d_f_second_half_min": round(min(d_late), 4), "d_f_second_half_max": round(max(d_late), 4),
         }
         print(json.dumps({name: results[name]}), flush=True)

@@ -23,9 +23,14 @@ from textsynth.sample import IMAGE_KEYS
 class ShardLoader(DataLoader):
     """A torch DataLoader with `set_epoch(e)` forwarded to its width-bucketing sampler (or dataset)."""
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """New epoch; start_batch > 0 starts it at that batch (width-bucketing sampler only)."""
+        if start_batch and not isinstance(self.sampler, WidthBucketBatchSampler):
+            raise ValueError("start_batch needs a dataset read through its sampler (not a stream)")
         for obj in (self.sampler, self.dataset):
-            if hasattr(obj, "set_epoch"):
+            if isinstance(obj, WidthBucketBatchSampler):
+                obj.set_epoch(epoch, start_batch)
+            elif hasattr(obj, "set_epoch"):
                 obj.set_epoch(epoch)
 
 

@@ -89,6 +89,7 @@ class WidthBucketBatchSampler(Sampler):
         self.rank, self.world_size = rank_world(rank, world_size)
         self.seed = int(seed)
         self.epoch = int(epoch)
+        self.start_batch = 0  # resume: deliver this rank's batches from here on (indices only, nothing decoded)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.fill_last = fill_last
@@ -100,9 +101,11 @@ class WidthBucketBatchSampler(Sampler):
         if not (drop_last or fill_last) and self.n:
             tail_sizes(self.n, self.batch_size, self.world_size)  # fail now, not at iteration
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch: the permutation is a pure function of (seed, epoch)."""
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch: the permutation is a pure function of (seed, epoch). start_batch skips this
+        rank's first batches of the epoch without reading them (a resumed run's data position)."""
         self.epoch = int(epoch)
+        self.start_batch = int(start_batch)
 
     def __len__(self) -> int:
         per_round = self.world_size * self.batch_size
@@ -155,4 +158,4 @@ class WidthBucketBatchSampler(Sampler):
         return self.global_batches()[self.rank::self.world_size]
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        return iter(self.batches())
+        return iter(self.batches()[self.start_batch:])

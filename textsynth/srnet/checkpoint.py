@@ -50,16 +50,40 @@ def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def _unwrap(m: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside torch.compile and DistributedDataParallel wrappers."""
+    while True:
+        inner = getattr(m, "_orig_mod", None) or getattr(m, "module", None)
+        if not isinstance(inner, torch.nn.Module):
+            return m
+        m = inner
+
+
+def clean_temps(run_dir: Path) -> list[Path]:
+    """Remove checkpoint temp folders/files left by a crash during a save (any pid). Returns them."""
+    gone = [p for p in Path(run_dir).glob(".ckpt-*.tmp-*")] + [p for p in Path(run_dir).glob(".latest.tmp")]
+    for p in gone:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return gone
+
+
 def save(run_dir: Path, step: int, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
-         state: dict[str, Any], keep: int = 3) -> Path:
-    """Write checkpoint `step` atomically; prune all but the newest `keep`. Returns its folder."""
+         state: dict[str, Any], keep: int = 3, device: torch.device | None = None) -> Path:
+    """Write checkpoint `step` atomically; prune all but the newest `keep`. Returns its folder.
+
+    RNG state: the CPU generator and, on CUDA, this process's own GPU only (reading every GPU's state
+    would open a CUDA context on each of them).
+    """
     run_dir = Path(run_dir)
     final = run_dir / f"ckpt-{step:07d}"
     tmp = run_dir / f".ckpt-{step:07d}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name, m in modules.items():
-        m = getattr(m, "_orig_mod", m)  # torch.compile wrapper
+        m = _unwrap(m)
         save_file({k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}, str(tmp / f"{name}.safetensors"))
     opt_tensors: dict[str, torch.Tensor] = {}
     opt_meta: dict[str, Any] = {}
@@ -68,9 +92,8 @@ def save(run_dir: Path, step: int, modules: dict[str, torch.nn.Module], optimize
         opt_tensors.update(t)
         opt_meta[name] = meta
     rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            rng[f"cuda.{i}"] = s
+    if device is not None and device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
     save_file(opt_tensors, str(tmp / "optim.safetensors"))
     save_file(rng, str(tmp / "rng.safetensors"))
     (tmp / "state.json").write_text(json.dumps({**state, "step": step, "optimizers": opt_meta}, indent=1))
@@ -100,9 +123,23 @@ def latest(run_dir: Path) -> Path | None:
 def read_state(ckpt: Path) -> dict[str, Any]:
     ckpt = resolve(ckpt)
     try:
-        return json.loads((ckpt / "state.json").read_text())
+        state = json.loads((ckpt / "state.json").read_text())
     except (OSError, ValueError) as e:
         raise CheckpointError(f"unreadable checkpoint state {ckpt / 'state.json'}: {e}") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{ckpt / 'state.json'}: expected a JSON object")
+    return state
+
+
+def state_value(ckpt: Path, state: dict[str, Any], *keys: str) -> Any:
+    """state["a"]["b"]..., or a CheckpointError naming the missing key and the file."""
+    v: Any = state
+    for i, k in enumerate(keys):
+        if not isinstance(v, dict) or k not in v:
+            raise CheckpointError(f"{resolve(ckpt) / 'state.json'} lacks the key {'.'.join(keys[:i + 1])!r} "
+                                  f"(not a textsynth SRNet checkpoint, or a damaged one)")
+        v = v[k]
+    return v
 
 
 def resolve(path: Path | str) -> Path:
@@ -122,13 +159,18 @@ def load_module(ckpt: Path, name: str, module: torch.nn.Module) -> None:
         sd = load_file(str(path))
     except (OSError, Exception) as e:  # safetensors raises its own error types
         raise CheckpointError(f"cannot read weights {path}: {e}") from e
-    missing, unexpected = getattr(module, "_orig_mod", module).load_state_dict(sd, strict=False)
+    target = _unwrap(module).state_dict()
+    for k, v in sd.items():
+        if k in target and tuple(v.shape) != tuple(target[k].shape):
+            raise CheckpointError(f"{path} does not match the model: {k} has shape {tuple(v.shape)}, the model "
+                                  f"(config in {path.parent / 'state.json'}) needs {tuple(target[k].shape)}")
+    missing, unexpected = _unwrap(module).load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
 
 
-def load_training(ckpt: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]
-                  ) -> dict[str, Any]:
+def load_training(ckpt: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                  device: torch.device | None = None) -> dict[str, Any]:
     """Restore weights, optimiser and RNG state; returns state.json (step, data position, ...)."""
     ckpt = resolve(ckpt)
     state = read_state(ckpt)
@@ -139,8 +181,6 @@ def load_training(ckpt: Path, modules: dict[str, torch.nn.Module], optimizers: d
         opt.load_state_dict(_unflatten_optimizer(name, opt_tensors, state["optimizers"][name]))
     rng = load_file(str(ckpt / "rng.safetensors"))
     torch.set_rng_state(rng["torch"])
-    if torch.cuda.is_available():
-        cuda = [rng[k] for k in sorted(k for k in rng if k.startswith("cuda."))]
-        if cuda:
-            torch.cuda.set_rng_state_all(cuda)
+    if device is not None and device.type == "cuda" and "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"], device)
     return state

@@ -17,7 +17,11 @@ from .step import to_device_normalised
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
     """The generator of a checkpoint (or a run folder's latest), in eval mode."""
     state = ckpt.read_state(Path(path))
-    gen = Generator(SRNetConfig.from_dict(state["train"]["model"]))
+    model = ckpt.state_value(Path(path), state, "train", "model")
+    try:
+        gen = Generator(SRNetConfig.from_dict(model))
+    except (TypeError, ValueError) as e:
+        raise ckpt.CheckpointError(f"{ckpt.resolve(path) / 'state.json'}: bad model config: {e}") from e
     ckpt.load_module(Path(path), "gen", gen)
     return gen.to(device).eval()
 

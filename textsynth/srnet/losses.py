@@ -329,7 +329,7 @@ def generator_loss(out: Mapping[str, torch.Tensor], tgt: Mapping[str, torch.Tens
     """Total generator loss and its (unweighted) parts.
 
     out: o_sk, o_t, o_b, o_f; tgt: normalised t_sk, t_t, t_b, t_f, mask_t; d_*_fake: discriminator
-    logits on the generator's outputs. The VGG features of t_f are computed without autograd.
+    logits on the generator's outputs. The VGG terms run in float32 (see perceptual_and_style).
     Parts: t_l1, t_dice, b_adv, b_l1, f_adv, f_l1 and, with a vgg, f_perc and f_style.
     """
     parts: dict[str, torch.Tensor] = {}
@@ -349,13 +349,26 @@ def generator_loss(out: Mapping[str, torch.Tensor], tgt: Mapping[str, torch.Tens
              + cfg.bg_adv * parts["b_adv"] + cfg.bg_l1 * parts["b_l1"]
              + cfg.fus_adv * parts["f_adv"] + cfg.fus_l1 * parts["f_l1"])
     if vgg is not None and (cfg.fus_perceptual > 0 or cfg.fus_style > 0):
-        with torch.no_grad():
-            ft = vgg(tgt["t_f"].to(out["o_f"].dtype))
-            gt = [gram_matrix(f) for f in ft] if cfg.fus_style > 0 else None
-        fo = vgg(out["o_f"])
-        parts["f_perc"] = perceptual_loss(fo, ft)
+        parts["f_perc"], style = perceptual_and_style(vgg, out["o_f"], tgt["t_f"], cfg.fus_style > 0)
         total = total + cfg.fus_perceptual * parts["f_perc"]
-        if gt is not None:
-            parts["f_style"] = style_loss(fo, grams_target=gt)
+        if style is not None:
+            parts["f_style"] = style
             total = total + cfg.fus_style * parts["f_style"]
     return total, parts
+
+
+def perceptual_and_style(vgg: VGG19Features, o_f: torch.Tensor, t_f: torch.Tensor, style: bool = True
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Perceptual and style losses of o_f against t_f, always in float32 outside any autocast region.
+
+    Gram matrices of near-equal features differ by tiny amounts that bf16 cannot represent (the style
+    loss came out 1.4x-3.3x too large under bf16 autocast); with weight 500 that is a noise floor.
+    The target's features and Gram matrices are computed without autograd.
+    """
+    with torch.autocast(device_type=o_f.device.type, enabled=False):
+        with torch.no_grad():
+            ft = vgg(t_f.float())
+            gt = [gram_matrix(f) for f in ft] if style else None
+        fo = vgg(o_f.float())
+        perc = perceptual_loss(fo, ft)
+        return perc, (style_loss(fo, grams_target=gt) if gt is not None else None)

@@ -6,7 +6,8 @@ Cost-saving choices versus the public PyTorch port (see benchmarks/):
 - discriminator parameters do not require grad during the G step, so no D weight gradients are computed;
 - VGG19 is frozen (no weight gradients); the target's features (and Gram matrices) are computed once,
   without autograd; only o_f goes through VGG with autograd;
-- gradients are set to None instead of zero-filled; losses are read back with a single device sync.
+- gradients are set to None instead of zero-filled; losses are read back with a single device sync, or
+  not at all (`as_tensors=True`: the trainer accumulates them on the device).
 """
 from __future__ import annotations
 
@@ -63,8 +64,9 @@ def train_step(gen: nn.Module, d_b: nn.Module, d_f: nn.Module,
                batch: Mapping[str, Any], loss_cfg: LossConfig, vgg: VGG19Features | None = None,
                step: int = 0, d_steps_per_g: int | None = None, *,
                channels_last: bool | None = None, autocast_dtype: torch.dtype | None = None,
-               grad_sync: Callable[[list[torch.Tensor]], None] | None = None
-               ) -> dict[str, float]:
+               grad_sync: Callable[[list[torch.Tensor]], None] | None = None,
+               d_for_g: tuple[nn.Module, nn.Module] | None = None, as_tensors: bool = False
+               ) -> dict[str, Any]:
     """One training iteration. Returns float losses.
 
     batch: uint8 dict (i_s, i_t, t_t, t_b, t_f: (B,3,H,W); t_sk, mask_t: (B,1,H,W)) on any device, or
@@ -78,6 +80,10 @@ def train_step(gen: nn.Module, d_b: nn.Module, d_f: nn.Module,
     autocast_dtype: e.g. torch.bfloat16 to run the networks under autocast (losses stay float32).
     grad_sync: called with the list of an optimiser's parameters after backward and before each
         optimiser step (e.g. to all-reduce gradients across processes); None = nothing.
+    d_for_g: the discriminators to call in the G update (default d_b, d_f); the trainer passes the
+        modules inside its DDP wrappers, since frozen discriminators take no part in gradient reduction.
+    as_tensors: return {"names": [...], "values": 1-D device tensor, "g_updated": bool} without reading
+        anything back to the host (the trainer accumulates on the device); default: a dict of floats.
     Returned keys: d_b, d_f (discriminator losses), d_real_b/d_fake_b/d_real_f/d_fake_f (mean logits),
         g_updated (1.0/0.0) and, when G was updated: g_total, t_l1, t_dice, b_adv, b_l1, f_adv, f_l1
         and (with vgg) f_perc, f_style.
@@ -131,12 +137,13 @@ def train_step(gen: nn.Module, d_b: nn.Module, d_f: nn.Module,
 
     # --- generator update
     if update_g:
-        saved = _freeze((d_b, d_f))
+        gd_b, gd_f = d_for_g if d_for_g is not None else (d_b, d_f)
+        saved = _freeze((gd_b, gd_f))
         try:
             with amp:
-                adv_b = d_b(torch.cat((o_b, i_s), 1))
-                adv_f = d_f(torch.cat((o_f, i_t), 1))
-                total, parts = generator_loss(out, x, adv_b, adv_f, loss_cfg, vgg)
+                adv_b = gd_b(torch.cat((o_b, i_s), 1))
+                adv_f = gd_f(torch.cat((o_f, i_t), 1))
+            total, parts = generator_loss(out, x, adv_b, adv_f, loss_cfg, vgg)  # float32, VGG outside autocast
             opt_g.zero_grad(set_to_none=True)
             total.backward()
             if grad_sync is not None:
@@ -147,7 +154,9 @@ def train_step(gen: nn.Module, d_b: nn.Module, d_f: nn.Module,
         names += ["g_total", *parts]
         vals += [total.detach(), *(v.detach() for v in parts.values())]
 
-    floats = torch.stack([v.float() for v in vals]).tolist()      # one device sync
-    res = dict(zip(names, floats))
+    values = torch.stack([v.float() for v in vals])
+    if as_tensors:
+        return {"names": tuple(names), "values": values, "g_updated": update_g}
+    res = dict(zip(names, values.tolist()))      # one device sync
     res["g_updated"] = 1.0 if update_g else 0.0
     return res
