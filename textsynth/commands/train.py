@@ -24,7 +24,7 @@ import click
 @click.option("--log", "log_format", type=click.Choice(["jsonl", "tensorboard"]), default=None,
               help="Log format (log.jsonl is always written; tensorboard adds event files under OUT/tb).")
 def command(dataset, out, val, config_path, vgg_weights, no_perceptual, steps, max_steps, device, compile_,
-            log_format) -> None:
+            allow_partial, log_format) -> None:
     """Train SRNet on DATASET into OUT; launch with torchrun for DDP. SIGTERM/SIGINT checkpoint and stop."""
     import dataclasses
 

@@ -285,7 +285,7 @@ def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = Non
         if info.main:
             state = {"epoch": epoch, "batches_done": batches_done, "world": info.world, "objective": goal,
                      "train": cfg.to_dict()}
-            path = ckpt.save(out, step, modules, optimizers, state, keep=cfg.keep_checkpoints, device=device)
+            ckpt.save(out, step, modules, optimizers, state, keep=cfg.keep_checkpoints, device=device)
             plot_losses(out / "log.jsonl", out / "loss.png")
         ddp.barrier()  # no rank leaves (or exits) before the checkpoint is on disk
         return ckpt.latest(out) if info.main else None
