@@ -14,7 +14,7 @@ from textsynth.errors import TextsynthError
 # command name -> module under textsynth.commands defining a click command called `command`
 COMMANDS = {
     "fonts": "fonts", "backgrounds": "backgrounds", "preview": "preview", "generate": "generate", "verify": "verify",
-    "export": "export", "import": "import_", "profile": "profile", "train": "train", "edit": "edit",
+    "export": "export", "import": "import_", "profile": "profile", "train": "train", "evaluate": "evaluate", "edit": "edit",
 }
 
 
