@@ -278,3 +278,30 @@ def test_import_to_and_export_from_object_storage(s3, tmp_path):
     for i in range(8):
         for key, img in back[i].images.items():
             np.testing.assert_array_equal(img, ref[i].images[key])
+
+
+def test_export_to_object_storage_is_complete_or_refused(s3, tmp_path):
+    """export DATASET s3://... uploads the same files a local export writes, the record last; a second export is
+    refused without --overwrite, replaces only its own keys with it, and a prefix holding other objects is refused."""
+    src = srnet_copy(tmp_path / "src")
+    local_ds = tmp_path / "ds"
+    from textsynth.folder_import import import_folder
+
+    import_folder(str(src), str(local_ds), shard_size=3, workers=1, progress=False)
+    cli("export", local_ds, tmp_path / "local-export", check=True)
+    uri = s3.uri("bucket/exported", credentials=True)
+    res = cli("export", local_ds, uri, check=True)
+    assert s3.secret_key not in res.stdout + res.stderr and "exported 8 samples" in res.stdout
+    want = {k: len(v) for k, v in tree(tmp_path / "local-export").items() if k != "meta.jsonl"}
+    got = {k: n for k, n in _objects(s3, "bucket/exported").items() if k != "meta.jsonl"}
+    assert got == want and "textsynth-export.json" in got
+    refused = cli("export", local_ds, uri)
+    assert refused.returncode != 0 and "--overwrite" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    cli("export", local_ds, uri, "--limit", "4", "--overwrite", check=True)
+    after = _objects(s3, "bucket/exported")
+    assert len([k for k in after if k.startswith("i_s/")]) == 4  # the old export's other keys are gone
+    with s3.filesystem().open_output_stream("bucket/foreign/notes.txt") as f:
+        f.write(b"mine")
+    foreign = cli("export", local_ds, s3.uri("bucket/foreign"), "--overwrite")
+    assert foreign.returncode != 0 and "no textsynth export wrote" in foreign.stderr
+    assert _objects(s3, "bucket/foreign") == {"notes.txt": 4}

@@ -64,10 +64,55 @@ class _Task:
 
 
 def _local_out(out: str) -> Path:
-    if "://" in out:
-        raise SrnetFolderError(f"{out.split('://')[0]}://...: export writes a local folder "
-                               "(the dataset itself may be on object storage)")
     return Path(os.path.abspath(out))
+
+
+def _remote_old_files(fs: Any, prefix: str, shown: str) -> list[str]:
+    """Relative keys of a previous textsynth export under an object-store prefix; refuse anything else."""
+    import pyarrow.fs as pafs
+
+    infos = fs.get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True))
+    existing = {i.path[len(prefix.rstrip("/")) + 1:] for i in infos if i.type == pafs.FileType.File}
+    if not existing:
+        return []
+    if RECORD in existing:
+        try:
+            listed = set(_recorded_files(json.loads(storage.read_bytes(fs, storage.join(prefix, RECORD)))))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SrnetFolderError(f"{shown}/{RECORD}: unreadable export record ({exc}); remove OUT by hand") from exc
+        foreign = sorted(existing - listed - {RECORD})
+        if not foreign:
+            return sorted(existing)
+    elif all(_PREDICT_FILE.match(k) for k in existing):
+        return sorted(existing)  # a previous srnet-predict export
+    raise SrnetFolderError(f"{shown}: holds objects no textsynth export wrote; export into an empty or new prefix")
+
+
+def _export_remote(root: str, out: str, fmt: str, overwrite: bool, **kw: Any) -> ExportResult:
+    """Export to an object-store prefix: assembled in a local temp folder first (nothing is uploaded unless
+    the whole export succeeded), then uploaded object by object with the record last, so a prefix without
+    the record is an unfinished upload; --overwrite then removes the previous export's leftover keys."""
+    import tempfile
+
+    fs, prefix = storage.resolve(out)
+    shown = storage.redact(out.split("?", 1)[0])
+    old = _remote_old_files(fs, prefix, shown)
+    if old and not overwrite:
+        raise SrnetFolderError(f"{shown}: holds a previous export; pass --overwrite to replace it")
+    with tempfile.TemporaryDirectory(prefix="textsynth-export-") as tmp:
+        local = Path(tmp) / "out"
+        result = export_dataset(root, str(local), fmt, **kw)
+        if RECORD in old:
+            fs.delete_file(storage.join(prefix, RECORD))  # the old export stops being complete first
+        record = local / RECORD
+        new = [p for p in sorted(local.rglob("*")) if p.is_file() and p != record]
+        for p in new + ([record] if record.exists() else []):
+            storage.atomic_write_bytes(fs, storage.join(prefix, *p.relative_to(local).parts), p.read_bytes())
+        uploaded = {"/".join(p.relative_to(local).parts) for p in new} | {RECORD}
+        for key in old:
+            if key not in uploaded:
+                fs.delete_file(storage.join(prefix, key))
+    return ExportResult(result.count, shown, 0)
 
 
 def staging_dir(out: Path) -> Path:
@@ -269,6 +314,9 @@ def export_dataset(root: str, out: str, fmt: str = "srnet", *, workers: int | No
     """Export dataset `root` (path or URI) into local folder `out`; see the module docstring."""
     if fmt not in FORMATS:
         raise SrnetFolderError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if "://" in out:
+        return _export_remote(root, out, fmt, overwrite, workers=workers, limit=limit, glyph_masks=glyph_masks,
+                              progress=progress, allow_partial=allow_partial)
     out_path = _local_out(out)
     fs, root_path = storage.resolve(root)
     manifest = read_manifest(fs, root_path)

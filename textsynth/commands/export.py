@@ -43,5 +43,5 @@ EXPORTERS = {"srnet": _folder, "srnet-predict": _folder, "parquet": _parquet}
 @click.option("--allow-partial", is_flag=True, help="Read an incomplete or inconsistent dataset's usable shards (warns).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(root: str, fmt: str, out: str, **opts) -> None:
-    """Write dataset ROOT (folder or URI) into local folder OUT in layout --format."""
+    """Write dataset ROOT (folder or URI) into OUT (folder or object-store prefix) in layout --format."""
     click.echo(EXPORTERS[fmt](root, out, fmt, opts))
