@@ -227,7 +227,8 @@ def test_incomplete_dataset_is_refused_by_loader_and_train(tmp_path, synth):
     # stream=True stays the way to follow a dataset that is still being written
     with pytest.warns(RuntimeWarning, match="no new shard"):
         assert sum(len(b["id"]) for b in _read_all(root, stream=True, stream_timeout=0.3, poll_interval=0.05)) == 4
-    _one_line_error(_cli("train", str(root), "--out", str(tmp_path / "run"), "--steps", "1", "--device", "cpu"),
+    _one_line_error(_cli("train", str(root), "--out", str(tmp_path / "run"), "--steps", "1", "--device", "cpu",
+                         "--no-perceptual"),
                     "incomplete dataset (2 of 10 shards")
     assert not (tmp_path / "run" / "log.jsonl").exists()
     _one_line_error(_cli("preview", "--from", str(root), "--out", str(tmp_path / "p.png")), "incomplete dataset")

@@ -24,13 +24,19 @@ from .wheelenv import ROOT, build_wheel, clean_env, make_venv
 pytest.importorskip("ray")
 
 PROBE = '''
-import json, ray, textsynth
+import json, time, ray, textsynth
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 ray.init()
-@ray.remote(num_cpus=1, scheduling_strategy="SPREAD")
+deadline = time.time() + 120  # `ray start` returns before the second node has registered
+while len([n for n in ray.nodes() if n["Alive"]]) < 2 and time.time() < deadline:
+    time.sleep(0.5)
+@ray.remote(num_cpus=1)
 def where():
     import textsynth
     return textsynth.__file__, ray.get_runtime_context().get_node_id()
-print("PROBE " + json.dumps({"driver": textsynth.__file__, "tasks": ray.get([where.remote() for _ in range(4)])}))
+pinned = [where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
+          for n in ray.nodes() if n["Alive"]]
+print("PROBE " + json.dumps({"driver": textsynth.__file__, "tasks": ray.get(pinned)}))
 '''
 
 
