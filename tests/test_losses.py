@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from textsynth.errors import ConfigError  # noqa: E402
-from textsynth.local_dataset import build_dataset  # noqa: E402
 from textsynth.srnet import checkpoint as ckpt  # noqa: E402
 from textsynth.srnet import objective  # noqa: E402
 from textsynth.srnet.losses import LossConfig, VGG19Features, gram_matrix, perceptual_and_style  # noqa: E402
 from textsynth.srnet.model import SRNetConfig  # noqa: E402
 from textsynth.srnet.train import TrainConfig, train  # noqa: E402
 
-CLI = str(Path(sys.executable).parent / "textsynth")
+from .train_support import CLI, small_dataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +37,7 @@ def vgg() -> VGG19Features:
 
 @pytest.fixture(scope="module")
 def small_ds(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("loss-ds") / "ds"
-    build_dataset(root, 16, shards=1, pipeline="smoke", seed=4)
-    return str(root)
+    return small_dataset(tmp_path_factory, "loss-ds", 16, shards=1)
 
 
 def test_style_loss_under_bf16_autocast_equals_float32(vgg):

@@ -5,7 +5,6 @@ import dataclasses
 import json
 import pickle
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,34 +13,20 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from textsynth.local_dataset import build_dataset  # noqa: E402
 from textsynth.srnet import checkpoint as ckpt  # noqa: E402
 from textsynth.srnet.losses import LossConfig  # noqa: E402
-from textsynth.srnet.model import SRNetConfig  # noqa: E402
 from textsynth.srnet.train import TrainConfig, TrainingDiverged  # noqa: E402
-from textsynth.srnet.train import train as _train  # noqa: E402
 
-CLI = str(Path(sys.executable).parent / "textsynth")
+from .train_support import CLI, refused_lines, small_dataset, tiny, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def small_ds(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("train-ds") / "ds"
-    build_dataset(root, 48, shards=2, pipeline="smoke", seed=4)
-    return str(root)
+    return small_dataset(tmp_path_factory, "train-ds")
 
 
-def train(*args, **kw):
-    """The trainer without VGG19 (no ImageNet weights on a test machine): --no-perceptual."""
-    return _train(*args, perceptual=False, **kw)
 
 
-def tiny(**kw) -> TrainConfig:
-    base = dict(model=SRNetConfig(width=0.125), loss=LossConfig(g_every=1), batch_size=4, num_workers=0,
-                device="cpu", log_every=1, ckpt_every=1000, sample_every=1000, val_every=1000, steps=1000,
-                grid_samples=2, seed=3)
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def read_log(run: Path) -> list[dict]:
@@ -136,9 +121,6 @@ def test_log_tensorboard_without_the_package_is_one_line_and_writes_nothing(smal
         pytest.skip("tensorboard is installed")
     except ImportError:
         pass
-    r = subprocess.run([CLI, "train", small_ds, "--out", str(tmp_path / "run"), "--no-perceptual", "--log",
-                        "tensorboard"], capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0
-    assert r.stderr.strip().splitlines() == ["error: --log tensorboard (train.log_format) needs the tensorboard "
-                                             "package: pip install tensorboard, or use --log jsonl"]
-    assert not (tmp_path / "run").exists()
+    assert refused_lines(small_ds, tmp_path / "run", "--no-perceptual", "--log", "tensorboard") == [
+        "error: --log tensorboard (train.log_format) needs the tensorboard package: pip install tensorboard, "
+        "or use --log jsonl"]

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,21 +15,16 @@ torch = pytest.importorskip("torch")
 
 from safetensors.torch import load_file  # noqa: E402
 
-from textsynth.local_dataset import build_dataset  # noqa: E402
 from textsynth.srnet import checkpoint as ckpt  # noqa: E402
-from textsynth.srnet.losses import LossConfig  # noqa: E402
-from textsynth.srnet.model import SRNetConfig  # noqa: E402
-from textsynth.srnet.train import TrainConfig, TrainingStopped, train as _train  # noqa: E402
+from textsynth.srnet.train import TrainingStopped  # noqa: E402
 
-CLI = str(Path(sys.executable).parent / "textsynth")
+from .train_support import CLI, small_dataset, tiny, train  # noqa: E402
 KEYS = ("i_s", "i_t", "t_sk", "t_t", "t_b", "t_f", "mask_t")
 
 
 @pytest.fixture(scope="module")
 def small_ds(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("resume-ds") / "ds"
-    build_dataset(root, 48, shards=2, pipeline="smoke", seed=4)
-    return str(root)
+    return small_dataset(tmp_path_factory, "resume-ds")
 
 
 @pytest.fixture(autouse=True)
@@ -41,16 +35,8 @@ def _threads():
     torch.set_num_threads(n)
 
 
-def train(*args, **kw):
-    return _train(*args, perceptual=False, **kw)
 
 
-def tiny(**kw) -> TrainConfig:
-    base = dict(model=SRNetConfig(width=0.125), loss=LossConfig(g_every=1), batch_size=4, num_workers=0,
-                device="cpu", log_every=1, ckpt_every=1000, sample_every=1000, val_every=1000, steps=1000,
-                grid_samples=2, seed=3)
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def losses(run: Path) -> list[dict]:
