@@ -85,7 +85,7 @@ def _generate(cfg, out: Path, count: int) -> tuple[dict, list[float]]:
 
 def test_generate_from_pool_with_flat_worker_memory(big_pool, tmp_path):
     """One worker renders 900 samples from the 5,000-image pool (decoded: ~1.2 GB) and, as a control,
-    from 40 of its images: the worker's RSS is the same within a few MB, so memory does not grow
+    from 40 of its images: the worker's RSS is the same within allocator noise, so memory does not grow
     with the pool; the manifest records the pool's fingerprint."""
     small = tmp_path / "small.txt"
     small.write_text("\n".join(str(p) for p in sorted(big_pool.glob("d3/*.jpg"))[:40]) + "\n"
@@ -99,7 +99,10 @@ def test_generate_from_pool_with_flat_worker_memory(big_pool, tmp_path):
           f"pool of 40: {[round(v, 1) for v in control]}")
     assert manifest["backgrounds"]["images"] == N and len(manifest["backgrounds"]["sha256"]) == 64
     assert len(big) == len(control) == 6
-    assert big[-1] - control[-1] < 20, (big, control)
+    # 900 samples touch ~850 distinct images, ~210 MB decoded; the cache may hold 4 MB. Keeping even a
+    # quarter of what was touched would add 50+ MB, while allocator noise between the two runs has
+    # been measured up to ~20 MB on a loaded machine.
+    assert big[-1] - control[-1] < 48, (big, control)
     from textsynth.shards.dataset import Dataset
 
     ds = Dataset(str(tmp_path / "big"))
