@@ -18,10 +18,10 @@ import time
 from itertools import islice
 from pathlib import Path
 
-from textsynth.folder_export import export_dataset
+from textsynth.interop.folder_export import export_dataset
 from textsynth.local_dataset import cached_dataset
 from textsynth.shards.dataset import Dataset
-from textsynth.srnet_folder import write_srnet_folder
+from textsynth.interop.srnet_folder import write_srnet_folder
 
 
 def _cpu() -> float:

@@ -22,10 +22,10 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import ray  # noqa: E402
 
 from textsynth import recipes  # noqa: E402
-from textsynth.pipeline import Plan, generate, render_shard  # noqa: E402
+from textsynth.generate.driver import Plan, generate, render_shard  # noqa: E402
 from textsynth.shards.encodings import ENCODINGS  # noqa: E402
 from textsynth.shards.writer import ShardWriter  # noqa: E402
-from textsynth.synth import Pools, Synthesizer  # noqa: E402
+from textsynth.synth.synthesizer import Pools, Synthesizer  # noqa: E402
 
 
 def in_process(cfg, count: int, shard_size: int, out: str) -> dict:

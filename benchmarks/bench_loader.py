@@ -25,7 +25,7 @@ import numpy as np
 
 from textsynth.loading import CollateOptions, ShardDataset, ShardLoader, WidthBucketBatchSampler, dataloader_options
 from textsynth.local_dataset import cached_dataset
-from textsynth.profile import export_png_folder, loader_worker_pids, proc_cpu_seconds, proc_memory, run_profile
+from textsynth.loader_profile import export_png_folder, loader_worker_pids, proc_cpu_seconds, proc_memory, run_profile
 from textsynth.sample import IMAGE_KEYS
 
 

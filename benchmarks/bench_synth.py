@@ -17,7 +17,7 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from textsynth.config import SynthConfig  # noqa: E402
-from textsynth.synth import Synthesizer  # noqa: E402
+from textsynth.synth.synthesizer import Synthesizer  # noqa: E402
 
 
 def measure(lang: str, count: int, height: int, warmup: int = 200) -> dict:

@@ -9,7 +9,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from textsynth.config import SynthConfig  # noqa: E402
-from textsynth.synth import Pools, Synthesizer  # noqa: E402
+from textsynth.synth.synthesizer import Pools, Synthesizer  # noqa: E402
 
 FORCED = {"style.curve_p": 1.0, "style.border_p": 1.0, "style.shadow_p": 1.0, "style.underline_p": 1.0,
           "style.strong_p": 0.5, "style.tracking_p": 0.5, "style.oblique_p": 0.5, "style.blur_p": 0.3, "style.noise_p": 0.3,

@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from textsynth import recipes
-from textsynth.backgrounds import BackgroundPool
+from textsynth.synth.backgrounds import BackgroundPool
 from textsynth.config import BackgroundConfig
-from textsynth.pipeline import Plan, generate
+from textsynth.generate.driver import Plan, generate
 
 ray = pytest.importorskip("ray")
 CLI = [str(Path(sys.executable).parent / "textsynth")]

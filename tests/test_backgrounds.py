@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from textsynth.config import SynthConfig
-from textsynth.synth import Synthesizer
+from textsynth.synth.synthesizer import Synthesizer
 
 
 def _pool_cfg(folder, **kw):

@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from textsynth import recipes
-from textsynth.parquet_export import export_parquet
+from textsynth.interop.parquet_export import export_parquet
 from textsynth.sample import IMAGE_KEYS
 from textsynth.shards.dataset import Dataset, shard_name, write_dataset_metadata
 from textsynth.shards.writer import write_shard
-from textsynth.synth import Synthesizer
+from textsynth.synth.synthesizer import Synthesizer
 
 ray = pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def png_decode(data: bytes, key: str) -> np.ndarray:
 
 
 def test_ray_data_reader_equals_the_shards(ray_cluster, samples, tmp_path):
-    from textsynth.raydata import datasource_class, read_textsynth
+    from textsynth.interop.raydata import datasource_class, read_textsynth
 
     root = write(tmp_path / "ds", samples, "lz4")
     tasks = datasource_class()(str(root)).get_read_tasks(parallelism=8)  # parallel by shard

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from textsynth.config import CorpusConfig
-from textsynth.corpus import read_lines
+from textsynth.synth.corpus import read_lines
 from textsynth.errors import CorpusError, SrnetFolderError
 from textsynth.shards.dataset import Dataset, read_manifest, verify_dataset
-from textsynth.srnet_folder import import_srnet, read_image
+from textsynth.interop.srnet_folder import import_srnet, read_image
 
 from .io_helpers import cli, small_dataset, srnet_copy, tree
 
@@ -120,7 +120,7 @@ def test_import_streams_with_bounded_memory(tmp_path):
     src = srnet_copy(tmp_path / "src", copies=8)
     decoded = sum(read_image(p, key).nbytes for key in ("i_s", "i_t", "t_sk", "t_t", "t_b", "t_f", "mask_t")
                   for p in (src / key).iterdir())
-    from textsynth.folder_import import import_folder
+    from textsynth.interop.folder_import import import_folder
 
     tracemalloc.start()
     try:
@@ -161,7 +161,7 @@ ARABIC = ["سلام", "مرحبا", "كتاب", "شمس", "القمر", "مدر�
 @pytest.fixture(scope="module")
 def arabic_synth(tmp_path_factory):
     from textsynth.config import SynthConfig
-    from textsynth.synth import Synthesizer
+    from textsynth.synth.synthesizer import Synthesizer
 
     words = tmp_path_factory.mktemp("ar") / "ar.txt"
     words.write_text("\n".join(ARABIC) + "\n", encoding="utf-8")
@@ -179,7 +179,7 @@ def test_arabic_is_shaped_with_or_without_tracking(arabic_synth, index):
     """Tracking forced on renders exactly what tracking off renders: one shaped run, never glyph by glyph."""
     from PIL import Image, ImageDraw
 
-    from textsynth.render import render_plain
+    from textsynth.synth.render import render_plain
 
     params = arabic_synth.draw(arabic_synth.rng(index))
     assert params["text_s"] in ARABIC and params["text_t"] in ARABIC
@@ -248,7 +248,7 @@ def test_import_to_and_export_from_object_storage(s3, tmp_path):
         "dataset_info.json", "state.json", "textsynth.json"]
     assert verify_dataset(uri) == [] and read_manifest(None, uri)["rows"] == 8
 
-    from textsynth.folder_import import import_folder
+    from textsynth.interop.folder_import import import_folder
 
     local = tmp_path / "local"
     import_folder(str(src), str(local), shard_size=3, workers=1, progress=False)
@@ -285,7 +285,7 @@ def test_export_to_object_storage_is_complete_or_refused(s3, tmp_path):
     refused without --overwrite, replaces only its own keys with it, and a prefix holding other objects is refused."""
     src = srnet_copy(tmp_path / "src")
     local_ds = tmp_path / "ds"
-    from textsynth.folder_import import import_folder
+    from textsynth.interop.folder_import import import_folder
 
     import_folder(str(src), str(local_ds), shard_size=3, workers=1, progress=False)
     cli("export", local_ds, tmp_path / "local-export", check=True)

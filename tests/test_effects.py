@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from textsynth.colorspace import contrast_ratio
+from textsynth.synth.colorspace import contrast_ratio
 from textsynth.config import SynthConfig
-from textsynth.invariants import check_sample
-from textsynth.synth import Synthesizer
+from textsynth.synth.invariants import check_sample
+from textsynth.synth.synthesizer import Synthesizer
 
 from .test_local_contrast import glyph_cores, glyph_ratios
 

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 from skimage import io as skio
 
-from textsynth.folder_export import export_dataset, staging_dir
-from textsynth.folder_import import STAGING, import_folder
+from textsynth.interop.folder_export import export_dataset, staging_dir
+from textsynth.interop.folder_import import STAGING, import_folder
 from textsynth.shards.dataset import Dataset, read_manifest
 
 from .io_helpers import ROOT, cli, small_dataset, srnet_copy, tree

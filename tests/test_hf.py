@@ -16,7 +16,7 @@ from textsynth.sample import IMAGE_KEYS
 from textsynth.shards import storage
 from textsynth.shards.dataset import Dataset, shard_name, write_dataset_metadata
 from textsynth.shards.writer import write_shard
-from textsynth.synth import Synthesizer
+from textsynth.synth.synthesizer import Synthesizer
 
 
 datasets = pytest.importorskip("datasets")
@@ -44,7 +44,7 @@ def listing(root: Path) -> dict[str, int]:
 def test_hf_images_decode_on_access_without_copies(tmp_path, samples, encoding):
     import torch
 
-    from textsynth import hf
+    from textsynth.interop import hf
 
     write(str(tmp_path), samples, encoding)
     before = listing(tmp_path)

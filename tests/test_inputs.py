@@ -12,12 +12,12 @@ from PIL import Image
 
 from textsynth import config as cfgmod
 from textsynth.assets import asset_root
-from textsynth.backgrounds import BackgroundPool, load_image
+from textsynth.synth.backgrounds import BackgroundPool, load_image
 from textsynth.config import BackgroundConfig, CorpusConfig, FontConfig, SynthConfig
-from textsynth.corpus import Corpus
+from textsynth.synth.corpus import Corpus
 from textsynth.errors import BackgroundError, ConfigError, CorpusError, CoverageError, FontError
-from textsynth.fonts import FontPool, read_font
-from textsynth.synth import Pools, Synthesizer
+from textsynth.synth.fonts import FontPool, read_font
+from textsynth.synth.synthesizer import Pools, Synthesizer
 
 
 def test_corrupt_and_non_font_files_are_skipped_with_a_warning(tmp_path):
@@ -171,7 +171,7 @@ def test_no_warnings_from_the_bundled_pools():
 def test_font_files_are_written_once_per_content(tmp_path, monkeypatch):
     """FreeType maps font files: a file rewritten under a mapping kills the process (SIGBUS), so each
     content gets one immutable file in a per-user cache that processes share."""
-    from textsynth.fonts import font_file
+    from textsynth.synth.fonts import font_file
 
     monkeypatch.setenv("TEXTSYNTH_FONT_CACHE", str(tmp_path))
     data = (asset_root() / "fonts" / "DejaVuSans.ttf").read_bytes()[:-1] + b"\x00"  # content not cached yet

@@ -12,15 +12,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "textsynth"
 # with a number <= its own (same layer included); the first matching prefix wins
 LAYERS: list[tuple[str, int]] = [
     ("shards.storage", 1),  # filesystem primitives: path/URI resolution, the one atomic write, redaction
-    ("sample", 1), ("errors", 1), ("assets", 1), ("checks", 1), ("colorspace", 1),
-    ("procstats", 1), ("scripts", 1), ("__init__", 1),
-    ("config", 2), ("fonts", 2), ("backgrounds", 2), ("bgindex", 2), ("textures", 2), ("corpus", 2), ("render", 2),
-    ("style", 2), ("effects", 2), ("fill", 2), ("palette", 2), ("local_contrast", 2), ("skeleton", 2),
-    ("invariants", 2), ("preview", 2), ("synth", 2), ("recipes", 2), ("overrides", 2),
-    ("shards", 3), ("fingerprint", 3), ("parallel", 3), ("srnet_folder", 3),
-    ("pipeline", 4), ("folder_import", 4), ("folder_export", 4), ("parquet_export", 4), ("hf", 4),
-    ("raydata", 4), ("loading", 4), ("local_dataset", 4),
-    ("srnet", 5), ("profile", 5),
+    ("sample", 1), ("errors", 1), ("assets", 1), ("checks", 1), ("procstats", 1), ("scripts", 1), ("__init__", 1),
+    ("config", 2), ("recipes", 2), ("overrides", 2), ("synth", 2),  # one sample: pure, seeded
+    ("shards", 3), ("fingerprint", 3), ("parallel", 3), ("interop.srnet_folder", 3),
+    ("generate", 4), ("interop", 4), ("loading", 4), ("local_dataset", 4),
+    ("srnet", 5), ("loader_profile", 5),
     ("commands", 6), ("cli", 6), ("__main__", 6),
 ]
 

@@ -30,7 +30,7 @@ from textsynth.local_dataset import build_dataset, make_synthesizer, shard_range
 from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS
 from textsynth.shards.dataset import Dataset, build_manifest, shard_name, write_dataset_metadata, write_manifest_atomic
 from textsynth.shards.reader import ShardReader
-from textsynth.skeleton import thick_blocks
+from textsynth.synth.skeleton import thick_blocks
 
 N = 160
 SHARDS = 4

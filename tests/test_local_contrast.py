@@ -6,9 +6,9 @@ import math
 import numpy as np
 from PIL import Image
 
-from textsynth.colorspace import contrast_ratio
+from textsynth.synth.colorspace import contrast_ratio
 from textsynth.config import SynthConfig
-from textsynth.synth import Synthesizer
+from textsynth.synth.synthesizer import Synthesizer
 
 from .conftest import FORCED
 

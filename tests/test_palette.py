@@ -6,9 +6,9 @@ from collections import Counter
 
 import numpy as np
 
-from textsynth.colorspace import luminance
+from textsynth.synth.colorspace import luminance
 from textsynth.config import SynthConfig
-from textsynth.synth import Synthesizer
+from textsynth.synth.synthesizer import Synthesizer
 
 
 def test_schemes_follow_their_priors_and_look_like_themselves(pools_en):

@@ -22,10 +22,10 @@ import pytest
 from textsynth import recipes
 from textsynth.errors import TextsynthError
 from textsynth.fingerprint import dataset_fingerprint, identity_parts
-from textsynth.pipeline import Plan, generate, render_shard
+from textsynth.generate.driver import Plan, generate, render_shard
 from textsynth.sample import IMAGE_KEYS
 from textsynth.shards.dataset import Dataset, read_manifest, shard_name, verify_dataset
-from textsynth.synth import Pools
+from textsynth.synth.synthesizer import Pools
 
 from .procs import cmdline_pids, free_port, kill_marked, new_marker
 

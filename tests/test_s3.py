@@ -15,7 +15,7 @@ import pytest
 
 from textsynth import recipes
 from textsynth.errors import TextsynthError
-from textsynth.pipeline import Plan, generate
+from textsynth.generate.driver import Plan, generate
 from textsynth.sample import IMAGE_KEYS
 from textsynth.shards.dataset import Dataset, read_manifest, verify_dataset
 
@@ -90,7 +90,7 @@ def test_generate_to_s3_is_byte_identical_to_local(s3, generated, local_ref):
 
 
 def test_dataset_reads_every_image_back_from_s3(s3, generated, local_ref, smoke_cfg):
-    from textsynth.synth import Synthesizer
+    from textsynth.synth.synthesizer import Synthesizer
 
     ds = Dataset(s3.uri("bucket/ds"))
     ref = Dataset(str(local_ref[0]))
@@ -162,9 +162,9 @@ def test_background_pool_from_an_s3_prefix(s3, tmp_path, monkeypatch):
     lazily by the synthesizer, and a bad object is rejected naming it."""
     from PIL import Image
 
-    from textsynth.backgrounds import BackgroundPool
+    from textsynth.synth.backgrounds import BackgroundPool
     from textsynth.config import BackgroundConfig
-    from textsynth.synth import Synthesizer
+    from textsynth.synth.synthesizer import Synthesizer
 
     for key, value in s3.env().items():
         monkeypatch.setenv(key, value)

@@ -12,8 +12,8 @@ from textsynth.errors import SrnetFolderError
 from textsynth.sample import IMAGE_KEYS, Sample
 from textsynth.shards.dataset import Dataset, shard_name, write_dataset_metadata
 from textsynth.shards.writer import ShardWriter
-from textsynth.folder_export import export_srnet
-from textsynth.srnet_folder import import_srnet, read_image, write_srnet_folder
+from textsynth.interop.folder_export import export_srnet
+from textsynth.interop.srnet_folder import import_srnet, read_image, write_srnet_folder
 
 FIXTURE = Path(__file__).parent / "fixtures" / "srnet-datagen-sample"
 

@@ -6,12 +6,12 @@ import pytest
 from skimage.measure import label
 
 from textsynth.config import SynthConfig
-from textsynth.fonts import is_han
-from textsynth.invariants import check_sample
+from textsynth.synth.fonts import is_han
+from textsynth.synth.invariants import check_sample
 from textsynth.sample import IMAGE_KEYS
-from textsynth.skeleton import thick_blocks
-from textsynth.style import contrast_ratio
-from textsynth.synth import Synthesizer
+from textsynth.synth.skeleton import thick_blocks
+from textsynth.synth.style import contrast_ratio
+from textsynth.synth.synthesizer import Synthesizer
 
 from .conftest import FORCED
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks import check_prob as _check_prob, check_range as _check_range
-from .effects import EffectsConfig
+from .synth.effects import EffectsConfig
 from .errors import ConfigError
 
 Range = tuple[float, float]

@@ -24,8 +24,8 @@ def _sha256_file(path: Path) -> str:
 def asset_files(cfg: SynthConfig) -> list[tuple[str, str, Path]]:
     """(kind, name, path) of every font and corpus file the recipe's pools read, in the pools' own order
     (backgrounds come from the pool's index, which already holds their hashes: background_digests)."""
-    from .corpus import BUNDLED
-    from .fonts import FONT_SUFFIXES
+    from .synth.corpus import BUNDLED
+    from .synth.fonts import FONT_SUFFIXES
 
     out: list[tuple[str, str, Path]] = []
 
@@ -64,7 +64,7 @@ def asset_digests(cfg: SynthConfig, backgrounds: Any = None) -> list[dict[str, s
     (unreadable ones are skipped: loading the pools reports them, naming the file), backgrounds from the
     pool's index (built from the config when not given)."""
     if backgrounds is None:
-        from .backgrounds import BackgroundPool
+        from .synth.backgrounds import BackgroundPool
 
         backgrounds = BackgroundPool.from_config(cfg.background)
     out = background_digests(backgrounds)

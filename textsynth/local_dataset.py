@@ -19,7 +19,7 @@ from textsynth.shards.writer import ShardInfo, write_shard
 def make_synthesizer(pipeline: str = "smoke", seed: int = 0, height: int | None = None):
     """A Synthesizer for a named recipe (height overrides render.height when given)."""
     from textsynth import recipes
-    from textsynth.synth import Synthesizer
+    from textsynth.synth.synthesizer import Synthesizer
 
     cfg = recipes.resolve(None, pipeline, seed)
     if height is not None:

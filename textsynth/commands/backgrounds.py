@@ -6,8 +6,8 @@ import json
 import click
 import numpy as np
 
-from ..backgrounds import decode_image
-from ..bgindex import Rejected, build_index, read_entry_bytes
+from ..synth.backgrounds import decode_image
+from ..synth.bgindex import Rejected, build_index, read_entry_bytes
 from ..errors import BackgroundError
 
 

@@ -77,7 +77,7 @@ def command(checkpoint, image, text, out, dataset, out_dir, limit, device, allow
     gen = load_generator(checkpoint, dev)
     if image:
         from ..config import FontConfig
-        from ..fonts import FontPool
+        from ..synth.fonts import FontPool
 
         res = edit_crop(gen, crop, text, FontPool.from_config(FontConfig()))
         Image.fromarray(res["o_f"]).save(out)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..folder_export import export_dataset
+from ..interop.folder_export import export_dataset
 
 # --format -> how to export; each takes (root, out, fmt, options) and returns a one-line summary
 LAYOUTS = {
@@ -22,7 +22,7 @@ def _folder(root: str, out: str, fmt: str, opts: dict) -> str:
 
 
 def _parquet(root: str, out: str, fmt: str, opts: dict) -> str:
-    from ..parquet_export import export_parquet  # one file per shard, images as PNG in HF's Image struct
+    from ..interop.parquet_export import export_parquet  # one file per shard, images as PNG in HF's Image struct
 
     return f"exported {export_parquet(root, out)} samples to {out} (parquet, one file per shard)"
 

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import FontConfig
-from ..fonts import FontPool
+from ..synth.fonts import FontPool
 
 
 @click.command("fonts")

@@ -7,7 +7,7 @@ import os
 import click
 from pyarrow.fs import LocalFileSystem
 
-from ..pipeline import DEFAULT_SHARD_SIZE, Plan, generate
+from ..generate.driver import DEFAULT_SHARD_SIZE, Plan, generate
 from ..errors import TextsynthError
 from ..shards.encodings import ENCODINGS
 from ..shards.storage import atomic_write_bytes, redact

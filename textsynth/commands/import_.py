@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import click
 
-from ..folder_import import import_folder
-from ..pipeline import DEFAULT_SHARD_SIZE
+from ..interop.folder_import import import_folder
+from ..generate.driver import DEFAULT_SHARD_SIZE
 from ..shards.encodings import ENCODINGS
-from ..srnet_folder import FolderTree
+from ..interop.srnet_folder import FolderTree
 
 
 @click.command("import")

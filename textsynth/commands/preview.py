@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from ..preview import contact_sheet
+from ..synth.preview import contact_sheet
 from .options import add, overrides, recipe, resolve_recipe
 
 
@@ -27,7 +27,7 @@ def command(count, config, pipeline, seed, fonts, backgrounds, corpus, lang, hei
         samples = [ds[int(i)] for i in sorted(idx)]
         sheet = contact_sheet(samples)
     else:
-        from ..synth import Synthesizer
+        from ..synth.synthesizer import Synthesizer
 
         cfg = resolve_recipe(config, pipeline, seed, fonts, backgrounds, corpus, lang, height, sets)
         syn = Synthesizer(cfg)

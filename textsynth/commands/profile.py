@@ -54,7 +54,7 @@ def command(dataset_dir, workers, batch_size, batches, warmup, height, keys, fit
     """Measure loader samples/s, MB/s and CPU-ms/sample of DATASET_DIR (a folder or s3://...)."""
     from rich.console import Console
 
-    from ..profile import render_table, run_profile, write_outputs
+    from ..loader_profile import render_table, run_profile, write_outputs
 
     console = Console(width=max(Console().width, 170))  # the table has 12 columns
     if device == "cuda":

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from ..invariants import check_sample
+from ..synth.invariants import check_sample
 from ..errors import TextsynthError
 from ..parallel import Progress
 from ..shards.dataset import Dataset, read_manifest, verify_dataset

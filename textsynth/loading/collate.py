@@ -32,7 +32,7 @@ from textsynth.loading.transport import RING_HEADER, batch_buffer, package
 from textsynth.sample import GREY, IMAGE_CHANNELS, IMAGE_KEYS
 from textsynth.shards.encodings import get_codec
 from textsynth.shards.reader import ShardReader
-from textsynth.skeleton import skeletonize
+from textsynth.synth.skeleton import skeletonize
 
 # Pad fill per key in fit="pad": a constant, or None for edge replication (backgrounds).
 PAD_VALUES: dict[str, int | None] = {

@@ -66,7 +66,7 @@ class OnlineDataset(IterableDataset):
             i += slots
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        from textsynth.synth import Synthesizer
+        from textsynth.synth.synthesizer import Synthesizer
 
         if self._synth is None:
             self._synth = Synthesizer(self.config)

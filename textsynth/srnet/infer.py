@@ -77,7 +77,7 @@ def edit_pair(gen: Generator, i_s: np.ndarray, i_t: np.ndarray, height: int = 64
 
 def edit_crop(gen: Generator, crop: np.ndarray, text: str, fonts: Any, height: int = 64) -> dict[str, np.ndarray]:
     """Replace the text of an RGB crop with `text`; outputs come back at the crop's own size."""
-    from ..render import render_plain
+    from ..synth.render import render_plain
 
     h0, w0 = crop.shape[:2]
     i_t = render_plain(fonts.standard_pil(fonts.standard_for(text), 64), text, h0, w0)

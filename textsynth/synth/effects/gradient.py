@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..checks import check_fields
+from ...checks import check_fields
 from .context import FillContext
 
 

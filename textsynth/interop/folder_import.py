@@ -24,7 +24,7 @@ from textsynth.shards import storage
 from textsynth.shards.dataset import (DATASET_INFO_NAME, MANIFEST_NAME, STATE_NAME, read_manifest, shard_name,
                                       write_dataset_metadata)
 from textsynth.shards.writer import write_shard
-from textsynth.srnet_folder import FolderTree, SrnetFolder, scan_folder
+from textsynth.interop.srnet_folder import FolderTree, SrnetFolder, scan_folder
 
 STAGING = ".textsynth-import"
 _JOB, _DONE = "job.json", "done"

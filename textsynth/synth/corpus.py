@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .assets import asset_root
-from .config import RANDOM_CHARSETS, CorpusConfig
-from .errors import CorpusError
+from ..assets import asset_root
+from ..config import RANDOM_CHARSETS, CorpusConfig
+from ..errors import CorpusError
 from .fonts import is_han
 
 BUNDLED = {"en": "en_words.txt", "zh": "zh_words.txt"}

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .scripts import needs_shaping
+from ..scripts import needs_shaping
 
 FEATURES = ["-liga", "-clig", "-dlig", "-calt"]  # per-character drawing must match whole-string advances
 

@@ -7,7 +7,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .sample import IMAGE_KEYS, Sample
+from ..sample import IMAGE_KEYS, Sample
 
 LABEL_W = 70
 CAPTION_H = 34

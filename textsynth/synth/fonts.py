@@ -21,9 +21,9 @@ import numpy as np
 from fontTools.ttLib import TTFont, TTLibError
 from PIL import ImageFont
 
-from .assets import asset_root, expand_paths
-from .config import FontConfig
-from .errors import CoverageError, FontError
+from ..assets import asset_root, expand_paths
+from ..config import FontConfig
+from ..errors import CoverageError, FontError
 
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
 LATIN_REQUIRED = frozenset(map(ord, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"))

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from .backgrounds import BackgroundPool, UndecodableImage
-from .config import SynthConfig
+from ..config import SynthConfig
 from .corpus import Corpus
-from .errors import RenderError
+from ..errors import RenderError
 from .effects import FILL, camera
 from .effects import draw_all as draw_effects
 from .effects import params as effect_params
@@ -24,7 +24,7 @@ from .fill import text_fields
 from .fonts import FontPool
 from .render import (composite, effect_extent_em, effect_layers, layout_word, tracking_em,
                      make_warp, rasterize, render_plain, to_u8, warp_mask, word_bounds, char_boxes)
-from .sample import GREY, Sample
+from ..sample import GREY, Sample
 from .skeleton import skeletonize
 from .local_contrast import glyph_backgrounds, glyph_regions
 from .palette import ColorDraw, resolve_colors, resolve_text

@@ -11,10 +11,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .sample import IMAGE_KEYS
-from .shards import storage
-from .shards.dataset import read_manifest
-from .shards.encodings import get_codec
+from ..sample import IMAGE_KEYS
+from ..shards import storage
+from ..shards.dataset import read_manifest
+from ..shards.encodings import get_codec
 
 FORMATS = ("numpy", "torch")
 

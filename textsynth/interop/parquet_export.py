@@ -14,12 +14,12 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .sample import IMAGE_KEYS
-from .shards import storage
-from .shards.dataset import read_manifest
-from .shards.encodings import get_codec
-from .shards.reader import ShardReader
-from .shards.schema import IMAGE_STRUCT, SCALAR_FIELDS
+from ..sample import IMAGE_KEYS
+from ..shards import storage
+from ..shards.dataset import read_manifest
+from ..shards.encodings import get_codec
+from ..shards.reader import ShardReader
+from ..shards.schema import IMAGE_STRUCT, SCALAR_FIELDS
 
 META_FIELD = pa.field("meta", pa.string())
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .colorspace import contrast_ratio, luminance  # noqa: F401 - re-exported
-from .config import StyleConfig
+from ..config import StyleConfig
 from .palette import draw_colors
 
 

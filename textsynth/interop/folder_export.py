@@ -28,7 +28,7 @@ from textsynth.sample import IMAGE_KEYS
 from textsynth.shards import storage
 from textsynth.shards.dataset import read_manifest
 from textsynth.shards.integrity import check_identity, readable_entries
-from textsynth.srnet_folder import (LABEL_FILES, META_FILE, PLAIN_LABEL_FILES, TXT_DIR, check_text, encode_png,
+from textsynth.interop.srnet_folder import (LABEL_FILES, META_FILE, PLAIN_LABEL_FILES, TXT_DIR, check_text, encode_png,
                                     meta_line, name_digits)
 
 FORMATS = ("srnet", "srnet-predict")
@@ -168,7 +168,7 @@ _SYNTH: dict[str, Any] = {}
 def _glyph_masks(config: dict, meta: dict, stored_mask_t: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     """(mask_t, mask_s) as soft glyph alpha only (no border/shadow), re-rendered from the sample's meta."""
     from textsynth.config import from_dict
-    from textsynth.synth import Synthesizer
+    from textsynth.synth.synthesizer import Synthesizer
 
     key = json.dumps(config, sort_keys=True)
     if key not in _SYNTH:

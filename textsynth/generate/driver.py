@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable
 
-from .config import SynthConfig
-from .errors import ShardError, ShardSchemaError, TextsynthError
-from .fingerprint import PARTS, dataset_fingerprint, differences, identity_parts
-from .procstats import rss_mb
-from .shards import storage
-from .shards.dataset import (DATASET_INFO_NAME, MANIFEST_NAME, STATE_NAME, build_manifest, read_manifest,
+from ..config import SynthConfig
+from ..errors import ShardError, ShardSchemaError, TextsynthError
+from ..fingerprint import PARTS, dataset_fingerprint, differences, identity_parts
+from ..procstats import rss_mb
+from ..shards import storage
+from ..shards.dataset import (DATASET_INFO_NAME, MANIFEST_NAME, STATE_NAME, build_manifest, read_manifest,
                              sha256_of, shard_name, write_dataset_metadata, write_manifest_atomic)
-from .shards.encodings import check_encoding
-from .shards.lock import LOCK_NAME, DatasetLock
-from .shards.reader import ShardReader
-from .shards.schema import parse_identity
+from ..shards.encodings import check_encoding
+from ..shards.lock import LOCK_NAME, DatasetLock
+from ..shards.reader import ShardReader
+from ..shards.schema import parse_identity
 
 DEFAULT_SHARD_SIZE = 1000
 
@@ -68,8 +68,8 @@ _WORKER_SYNTH: dict[str, Any] = {}
 
 def _synthesizer(cfg_dict: dict, pools_box: list) -> Any:
     """One Synthesizer per worker process and recipe; the pools come from the object store once."""
-    from .config import from_dict
-    from .synth import Synthesizer
+    from ..config import from_dict
+    from ..synth.synthesizer import Synthesizer
 
     key = json.dumps(cfg_dict, sort_keys=True)
     syn = _WORKER_SYNTH.get(key)
@@ -88,7 +88,7 @@ def render_shard(cfg_dict: dict, pools_box: list, out: str, k: int, n_shards: in
                  encoding: str, fingerprint: str | None = None) -> dict[str, Any]:
     """Render samples [start, stop) into shard k of `out` (absolute path or URI, resolved by the driver),
     atomically, stamped with the dataset fingerprint and k; returns its manifest entry plus stats."""
-    from .shards.writer import write_shard
+    from ..shards.writer import write_shard
 
     syn = _synthesizer(cfg_dict, pools_box)
     path = storage.join(out, shard_name(k, n_shards))
@@ -384,7 +384,7 @@ def generate(plan: Plan, *, address: str | None = None, num_cpus: int | None = N
     """
     import ray
 
-    from .synth import Pools
+    from ..synth.synthesizer import Pools
 
     fs, root, target = resolve_out(plan.out)
     where = storage.redact(plan.out)

@@ -11,10 +11,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .sample import IMAGE_KEYS
-from .shards import storage
-from .shards.dataset import read_manifest
-from .shards.reader import ShardReader
+from ..sample import IMAGE_KEYS
+from ..shards import storage
+from ..shards.dataset import read_manifest
+from ..shards.reader import ShardReader
 
 SCALARS = ("id", "text_s", "text_t", "height", "width", "meta")
 ROWS_PER_BLOCK = 256

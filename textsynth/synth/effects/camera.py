@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..checks import check_fields
+from ...checks import check_fields
 from ..render import gaussian_radius
 
 

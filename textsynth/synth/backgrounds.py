@@ -15,8 +15,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .bgindex import (IMAGE_SUFFIXES, MAX_PIXELS, Entry, Rejected, build_index,  # noqa: F401 - re-exported
                       read_entry_bytes, warn_rejected)
-from .config import BackgroundConfig
-from .errors import BackgroundError
+from ..config import BackgroundConfig
+from ..errors import BackgroundError
 from .textures import FAMILIES, make_texture
 
 MAX_SIDE = 1024  # images are downscaled to this on load to bound worker memory

@@ -131,7 +131,7 @@ class PngFolderDataset:
         import torch.utils.data  # noqa: F401  (same environment as the real loader)
 
         from textsynth.loading import BatchCollator, CollateOptions
-        from textsynth.srnet_folder import _natural_key
+        from textsynth.interop.srnet_folder import _natural_key
 
         self.folder = str(folder)
         self.collator = BatchCollator(keys, CollateOptions(height=height, fit=fit, multiple=multiple))
@@ -170,7 +170,7 @@ class PngFolderDataset:
 def export_png_folder(dataset_root: str, out_dir: str, limit: int | None = None) -> int:
     """Export the first `limit` samples (all if None) of a dataset to an SRNet folder (export_srnet's layout)."""
     from textsynth.shards.dataset import Dataset
-    from textsynth.srnet_folder import write_srnet_folder
+    from textsynth.interop.srnet_folder import write_srnet_folder
 
     ds = Dataset(dataset_root)
     try:
@@ -199,7 +199,7 @@ class PortPngDataset:
     read with skimage.io.imread (t_sk and mask_t as grey), collated by `port_collate`."""
 
     def __init__(self, folder: str | os.PathLike[str], keys: Sequence[str] = IMAGE_KEYS) -> None:
-        from textsynth.srnet_folder import _natural_key
+        from textsynth.interop.srnet_folder import _natural_key
 
         self.folder = str(folder)
         self.keys = tuple(k for k in keys if os.path.isdir(os.path.join(self.folder, k)))

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from .assets import asset_root
-from .errors import BackgroundError
+from ..assets import asset_root
+from ..errors import BackgroundError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 LIST_SUFFIXES = (".txt", ".lst")
@@ -49,7 +49,7 @@ def _is_uri(s: str) -> bool:
 
 
 def _fs_for(source: str):
-    from .shards.storage import resolve
+    from ..shards.storage import resolve
 
     return resolve(source)[0]
 
@@ -99,7 +99,7 @@ def _candidates(raw: str) -> list[tuple[str, str, str]]:
     if _is_uri(raw):
         import pyarrow.fs as pafs
 
-        from .shards.storage import resolve
+        from ..shards.storage import resolve
 
         fs, root = resolve(raw)
         info = fs.get_file_info(root)

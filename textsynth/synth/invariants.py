@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .sample import GREY, IMAGE_CHANNELS, IMAGE_KEYS, Sample
+from ..sample import GREY, IMAGE_CHANNELS, IMAGE_KEYS, Sample
 from .skeleton import thick_blocks
 
 
