@@ -10,7 +10,7 @@ Both steps do D and G updates every iteration with the same loss recipe, includi
 perceptual + style losses from a randomly initialised VGG19 (weights do not change the work).
 The port is measured at batch 8 only (its recipe); ours at batch 8 and 64.
 
-    python benchmarks/bench_train.py [--steps 3] [--quick] [--threads 2]
+    python -m benchmarks.bench_train [--steps 3] [--quick] [--threads 2]
 """
 from __future__ import annotations
 
@@ -22,26 +22,25 @@ import resource
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from reference_srnet_port import make_port, port_train_step  # noqa: E402
+from benchmarks.reference_srnet_port import make_port, port_train_step
 
-from textsynth.srnet.losses import LossConfig, VGG19Features  # noqa: E402
-from textsynth.srnet.model import Discriminator, Generator, SRNetConfig, count_params  # noqa: E402
-from textsynth.srnet.step import make_optimizers, train_step  # noqa: E402
+from textsynth.sample import IMAGE_CHANNELS, MASK_KEYS
+from textsynth.srnet.losses import LossConfig, VGG19Features
+from textsynth.srnet.model import Discriminator, Generator, SRNetConfig, count_params
+from textsynth.srnet.step import make_optimizers, train_step
 
-KEYS = (("i_s", 3), ("i_t", 3), ("t_t", 3), ("t_b", 3), ("t_f", 3), ("t_sk", 1), ("mask_t", 1), ("mask_s", 1))
+KEYS = tuple(IMAGE_CHANNELS.items())
 
 
 def make_batch(b: int, h: int, w: int, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     batch = {k: torch.randint(0, 256, (b, c, h, w), dtype=torch.uint8, generator=g) for k, c in KEYS}
-    for k in ("t_sk", "mask_t", "mask_s"):            # binary like the real thing
+    for k in MASK_KEYS:  # binary like the real thing
         batch[k] = (batch[k] > 200).to(torch.uint8) * 255
     return batch
 

@@ -27,13 +27,14 @@ from pathlib import Path
 import torch
 
 from textsynth.local_dataset import build_dataset
+from textsynth.sample import SRNET_KEYS
 from textsynth.srnet.losses import LossConfig, VGG19Features
 from textsynth.srnet.model import SRNetConfig
 from textsynth.srnet.step import make_optimizers, train_step
 from textsynth.srnet.throughput import synthetic_batch
 from textsynth.srnet.train import TrainConfig, build_models, train
 
-KEYS = ("i_s", "i_t", "t_sk", "t_t", "t_b", "t_f", "mask_t")
+KEYS = SRNET_KEYS
 
 
 def say(msg: str) -> None:

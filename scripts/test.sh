@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything into .venv and run the test suite. Ray starts inside a loopback-only network
 # namespace when the machine allows one (unshare -rn), so nothing leaves the host and the code is
-# proven to run offline. Extra arguments go to pytest (e.g. -m 'not slow', -k loader).
+# proven to run offline. Extra arguments go to pytest (e.g. -k loader, -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh

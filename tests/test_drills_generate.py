@@ -25,7 +25,7 @@ from textsynth.shards.dataset import read_manifest, shard_name, verify_dataset
 from textsynth.shards.lock import LOCK_NAME, LockedError
 from textsynth.shards.schema import SHARD_IDENTITY_KEY
 
-from .procs import free_port, kill_marked, new_marker
+from .support.procs import free_port, kill_marked, new_marker
 
 ray = pytest.importorskip("ray")
 BIN = Path(sys.executable).parent

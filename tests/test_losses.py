@@ -18,7 +18,7 @@ from textsynth.srnet.losses import LossConfig, VGG19Features, gram_matrix, perce
 from textsynth.srnet.model import SRNetConfig  # noqa: E402
 from textsynth.srnet.train import TrainConfig, train  # noqa: E402
 
-from .train_support import CLI, small_dataset  # noqa: E402
+from .support.training import CLI, small_dataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from textsynth.errors import ConfigError
 from textsynth.overrides import apply, collect, parse_set
 from textsynth.shards.dataset import Dataset, read_manifest
 
-from .procs import kill_marked, new_marker
+from .support.procs import kill_marked, new_marker
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [str(Path(sys.executable).parent / "textsynth")]

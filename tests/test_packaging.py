@@ -14,8 +14,8 @@ import pytest
 
 from textsynth.shards.dataset import Dataset, verify_dataset
 
-from .procs import kill_marked, new_marker
-from .wheelenv import ROOT, build_wheel, clean_env, install_wheel, make_venv
+from .support.procs import kill_marked, new_marker
+from .support.wheelenv import ROOT, build_wheel, clean_env, install_wheel, make_venv
 
 
 @pytest.fixture(scope="module")

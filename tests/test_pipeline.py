@@ -27,7 +27,7 @@ from textsynth.sample import IMAGE_KEYS
 from textsynth.shards.dataset import Dataset, read_manifest, shard_name, verify_dataset
 from textsynth.synth.synthesizer import Pools
 
-from .procs import cmdline_pids, free_port, kill_marked, new_marker
+from .support.procs import cmdline_pids, free_port, kill_marked, new_marker
 
 ray = pytest.importorskip("ray")
 CLI = [str(Path(sys.executable).parent / "textsynth")]

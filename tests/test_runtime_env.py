@@ -17,9 +17,9 @@ import pytest
 
 from textsynth.shards.dataset import read_manifest, verify_dataset
 
-from .procs import free_port, kill_marked, new_marker
+from .support.procs import free_port, kill_marked, new_marker
 from .test_pipeline import reference_shas, smoke_cfg  # noqa: F401 (fixture)
-from .wheelenv import ROOT, build_wheel, clean_env, make_venv
+from .support.wheelenv import ROOT, build_wheel, clean_env, make_venv
 
 pytest.importorskip("ray")
 

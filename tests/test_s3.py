@@ -1,6 +1,6 @@
 """Output to S3 round-trips: generate into a SeaweedFS bucket on loopback, read back, verify, resume, refuse.
 
-The server (tests/s3server.py) binds 127.0.0.1 only; run the file inside a loopback-only network
+The server (tests/support/s3server.py) binds 127.0.0.1 only; run the file inside a loopback-only network
 namespace like the rest of the Ray tests (scripts/test.sh). Credentials reach the Ray workers through
 AWS_* variables set before Ray starts; the S3 URI carries only endpoint, scheme and region.
 """

@@ -1,9 +1,7 @@
 """SRNet model, losses and training step (CPU, tiny widths, fast)."""
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,14 +21,9 @@ PLATEAU = -math.log(0.01) - math.log(0.99)   # 4.6152: the port's frozen discrim
 
 
 def _load_port():
-    name = "reference_srnet_port"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "reference_srnet_port.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    from benchmarks import reference_srnet_port
+
+    return reference_srnet_port
 
 
 @pytest.fixture(autouse=True)
@@ -421,10 +414,9 @@ def test_predict_uses_eval_mode_and_restores_it():
 
 
 def test_bench_train_quick_runs(capsys):
-    spec = importlib.util.spec_from_file_location("bench_train", ROOT / "benchmarks" / "bench_train.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    res = mod.main(["--quick"])
+    from benchmarks import bench_train
+
+    res = bench_train.main(["--quick"])
     rows = [r for r in res["results"] if "port" in r]
     assert rows and all(r["ratio_wall"] > 0 for r in rows)
     assert '"results"' in capsys.readouterr().out

@@ -17,7 +17,7 @@ from textsynth.srnet import checkpoint as ckpt  # noqa: E402
 from textsynth.srnet.losses import LossConfig  # noqa: E402
 from textsynth.srnet.train import TrainConfig, TrainingDiverged  # noqa: E402
 
-from .train_support import CLI, refused_lines, small_dataset, tiny, train  # noqa: E402
+from .support.training import CLI, refused_lines, small_dataset, tiny, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")

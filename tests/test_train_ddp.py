@@ -17,7 +17,7 @@ from textsynth.errors import ConfigError  # noqa: E402
 from textsynth.srnet import checkpoint as ckpt  # noqa: E402
 from textsynth.srnet import dist as ddp  # noqa: E402
 
-from .train_support import CLI, refused_lines, small_dataset  # noqa: E402
+from .support.training import CLI, refused_lines, small_dataset  # noqa: E402
 STEPS = 5
 
 

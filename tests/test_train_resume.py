@@ -18,7 +18,7 @@ from safetensors.torch import load_file  # noqa: E402
 from textsynth.srnet import checkpoint as ckpt  # noqa: E402
 from textsynth.srnet.train import TrainingStopped  # noqa: E402
 
-from .train_support import CLI, small_dataset, tiny, train  # noqa: E402
+from .support.training import CLI, small_dataset, tiny, train  # noqa: E402
 KEYS = ("i_s", "i_t", "t_sk", "t_t", "t_b", "t_f", "mask_t")
 
 

@@ -7,23 +7,23 @@ recipe means the same thing at any output height.
 from __future__ import annotations
 
 import dataclasses
-import json
-import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .checks import check_prob as _check_prob, check_range as _check_range
-from .synth.effects import EffectsConfig
 from .errors import ConfigError
+from .synth.effects import EffectsConfig
+from .typedconfig import TypedConfig
 
 Range = tuple[float, float]
 
 
 @dataclass(frozen=True)
-class FontConfig:
+class FontConfig(TypedConfig):
     """Font pool and size. `size` is the nominal font size in px (used as-is in native mode)."""
+
+    SECTION = "config.fonts"
 
     bundled: bool = True
     extra: tuple[str, ...] = ()  # extra font files or folders
@@ -31,13 +31,15 @@ class FontConfig:
     standard_latin: str = ""  # i_t font; "" = the bundle's standard latin font
     standard_han: str = ""
 
-    def validate(self, path: str) -> None:
+    def check(self, path: str) -> None:
         _check_range(self.size, f"{path}.size", lo=4.0, hi=512.0)
 
 
 @dataclass(frozen=True)
-class CorpusConfig:
+class CorpusConfig(TypedConfig):
     """Where words come from and how they are varied."""
+
+    SECTION = "config.corpus"
 
     lang: str = "en"  # en | zh | mixed
     mixed_zh_fraction: float = 0.5  # with lang=mixed, share of Chinese pairs
@@ -50,7 +52,7 @@ class CorpusConfig:
     upper_p: float = 0.04
     lower_p: float = 0.0
 
-    def validate(self, path: str) -> None:
+    def check(self, path: str) -> None:
         if self.lang not in ("en", "zh", "mixed"):
             raise ConfigError(f"{path}.lang must be en, zh or mixed, got {self.lang!r}")
         if self.random_charset not in RANDOM_CHARSETS:
@@ -73,8 +75,10 @@ RANDOM_CHARSETS = {
 
 
 @dataclass(frozen=True)
-class BackgroundConfig:
+class BackgroundConfig(TypedConfig):
     """Background pool: bundled photos, user sources and procedural textures, plus crop and jitter."""
+
+    SECTION = "config.background"
 
     bundled: bool = True
     extra: tuple[str, ...] = ()  # image files, folders, globs, list files (.txt/.lst) or s3://... prefixes
@@ -93,7 +97,7 @@ class BackgroundConfig:
     blur_p: float = 0.1
     blur_sigma: Range = (0.5, 1.5)
 
-    def validate(self, path: str) -> None:
+    def check(self, path: str) -> None:
         _check_prob(self.texture_p, f"{path}.texture_p")
         _check_prob(self.blur_p, f"{path}.blur_p")
         if self.texture_pool < 1:
@@ -116,8 +120,10 @@ class BackgroundConfig:
 
 
 @dataclass(frozen=True)
-class StyleConfig:
+class StyleConfig(TypedConfig):
     """Probabilities and ranges of one style draw, shared by the source and target words."""
+
+    SECTION = "config.style"
 
     tracking_p: float = 0.15
     tracking: Range = (0.0, 0.25)  # extra letter spacing, em
@@ -151,7 +157,7 @@ class StyleConfig:
     noise_p: float = 0.05
     noise_std: Range = (2.0, 8.0)  # grey levels
 
-    def validate(self, path: str) -> None:
+    def check(self, path: str) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.name.endswith("_p"):
@@ -174,15 +180,17 @@ class StyleConfig:
 
 
 @dataclass(frozen=True)
-class RenderConfig:
+class RenderConfig(TypedConfig):
     """Output geometry. height=0 keeps the native rendered size."""
+
+    SECTION = "config.render"
 
     height: int = 64
     width_multiple: int = 8  # fixed-height widths are padded up to a multiple of this (SRNet needs 8)
     max_width: int = 1024
     max_attempts: int = 20  # bounded redraws of a sample before RenderError
 
-    def validate(self, path: str) -> None:
+    def check(self, path: str) -> None:
         if self.height != 0 and not 16 <= self.height <= 1024:
             raise ConfigError(f"{path}.height must be 0 (native) or in [16, 1024], got {self.height}")
         if not 1 <= self.width_multiple <= 64:
@@ -194,7 +202,7 @@ class RenderConfig:
 
 
 @dataclass(frozen=True)
-class SynthConfig:
+class SynthConfig(TypedConfig):
     """The whole recipe. `seed` is the dataset seed; sample i uses rng(seed, i)."""
 
     seed: int = 0
@@ -205,113 +213,16 @@ class SynthConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
     effects: EffectsConfig = field(default_factory=EffectsConfig)
 
-    def validate(self, path: str = "config") -> "SynthConfig":
+    def check(self, path: str) -> None:
         if self.seed < 0:
             raise ConfigError(f"{path}.seed must be >= 0, got {self.seed}")
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if dataclasses.is_dataclass(v):
-                v.validate(f"{path}.{f.name}")
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def replace(self, **overrides: Any) -> "SynthConfig":
-        """A copy with dotted-key overrides, e.g. replace(**{"style.curve_p": 1.0})."""
-        return merge(self, _nest(overrides))
-
-
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return out
-
-
-def _coerce(value: Any, tp: Any, path: str) -> Any:
-    """Convert a JSON/TOML value to the annotated type, naming the key on mismatch."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path} must be a table/object, got {value!r}")
-        return _from_dict(tp, value, path)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path} must be a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{path} must have {len(args)} items, got {list(value)}")
-        return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path} must be a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path} must be an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path} must be true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path} must be a string, got {value!r}")
-        return value
-    raise ConfigError(f"{path}: unsupported type {tp}")  # pragma: no cover - config schema bug
-
-
-def _from_dict(cls: type, data: dict[str, Any], path: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown key {path}.{unknown[0]} (valid: {', '.join(sorted(names))})")
-    kwargs = {k: _coerce(v, hints[k], f"{path}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def merge(base: SynthConfig, overrides: dict[str, Any]) -> SynthConfig:
-    """Apply a nested dict of overrides on top of a config and validate the result."""
-    merged = _deep_update(base.to_dict(), overrides)
-    return from_dict(merged)
-
-
-def _deep_update(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_update(out[k], v)
-        else:
-            out[k] = v
-    return out
 
 
 def from_dict(data: dict[str, Any]) -> SynthConfig:
-    """Build and validate a SynthConfig from a nested dict (missing keys take defaults)."""
-    return _from_dict(SynthConfig, data, "config").validate()
+    """Build and check a SynthConfig from a nested dict (missing keys take defaults)."""
+    return SynthConfig.from_dict(data)
 
 
 def load(path: str | Path) -> SynthConfig:
     """Load a recipe from a .toml or .json file; errors name the file and the bad key."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from e
-    try:
-        data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"config file {p} is not valid {p.suffix.lstrip('.') or 'TOML'}: {e}") from e
-    try:
-        return from_dict(data)
-    except ConfigError as e:
-        raise ConfigError(f"{p}: {e}") from e
-
+    return SynthConfig.load(path)

@@ -22,8 +22,9 @@ from typing import Any, Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
+from textsynth import atomic
 from textsynth.procstats import proc_cpu_seconds, proc_memory  # noqa: F401 (re-exported for benchmarks)
-from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS
+from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS, rounded_width
 
 def loader_worker_pids(iterator: Any) -> list[int]:
     """PIDs of a DataLoader iterator's worker processes (empty for num_workers=0)."""
@@ -224,7 +225,7 @@ def port_collate(batch: list[tuple[str, dict[str, np.ndarray]]], height: int = 6
     from skimage.transform import resize
 
     widths = [imgs["i_s"].shape[1] * height / imgs["i_s"].shape[0] for _, imgs in batch]
-    to_w = max(8, int(round(sum(widths) / len(widths) / 8)) * 8)
+    to_w = rounded_width(sum(widths) / len(widths))
     out: dict[str, Any] = {"id": [name for name, _ in batch]}
     for k in batch[0][1]:
         arrs = []
@@ -357,7 +358,7 @@ def run_profile(root: str, workers: Sequence[int] = (0, 1, 2, 4), batch_size: in
     if model:
         if model != "srnet":
             raise ValueError(f"unknown model {model!r} (only 'srnet')")
-        width = int(round(np.mean(arrow_widths) / 8) * 8) if arrow_widths else 128
+        width = rounded_width(float(np.mean(arrow_widths))) if arrow_widths else 128
         rate, msg = model_step_rate(device, batch_size, height, width)
         report["model"] = {"name": model, "width": width, "step_samples_per_s": rate, "message": msg}
         if rate:
@@ -385,8 +386,7 @@ def write_outputs(report: dict[str, Any], prefix: str) -> tuple[str, str]:
         base = base.with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
     json_path, png_path = f"{base}.json", f"{base}.png"
-    with open(json_path, "w") as f:
-        json.dump(report, f, indent=2)
+    atomic.write_text(json_path, json.dumps(report, indent=2))
     rows = report["results"]
     w = [r["workers"] for r in rows]
     x = np.arange(len(w))
@@ -412,7 +412,8 @@ def write_outputs(report: dict[str, Any], prefix: str) -> tuple[str, str]:
     fig.suptitle(f"textsynth loader, batch {report['batch_size']}, height {report['height']}, "
                  f"{report['dataset'].get('encoding', '?')}, fit={report.get('fit')}")
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    with atomic.writing(png_path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return json_path, png_path
 

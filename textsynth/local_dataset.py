@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from textsynth import atomic
 from textsynth.shards.dataset import shard_name, write_dataset_metadata
 from textsynth.shards.writer import ShardInfo, write_shard
 
@@ -81,7 +82,7 @@ def cached_dataset(n: int = 2000, shards: int = 8, encoding: str = "lz4", pipeli
     try:
         build_dataset(tmp, n, shards, encoding, pipeline, seed, height)
         try:
-            os.replace(tmp, root)
+            atomic.commit(tmp, root, replace=False)
         except OSError:  # someone else finished first
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:

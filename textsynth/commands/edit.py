@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from .. import atomic
 from ..errors import TextsynthError
 
 MAX_CROP_PIXELS = 4096 * 4096  # a text crop; larger is a mistake (and would take minutes and gigabytes)
@@ -80,7 +81,8 @@ def command(checkpoint, image, text, out, dataset, out_dir, limit, device, allow
         from ..synth.fonts import FontPool
 
         res = edit_crop(gen, crop, text, FontPool.from_config(FontConfig()))
-        Image.fromarray(res["o_f"]).save(out)
+        with atomic.writing(out) as tmp:
+            Image.fromarray(res["o_f"]).save(tmp)
         click.echo(f"wrote {out} ({crop.shape[1]}x{crop.shape[0]})")
         return
     from ..shards.dataset import Dataset
@@ -92,5 +94,6 @@ def command(checkpoint, image, text, out, dataset, out_dir, limit, device, allow
     for i in range(n):
         s = ds[i]
         res = edit_pair(gen, s.images["i_s"], s.images["i_t"])
-        Image.fromarray(np.concatenate([s.images["i_s"], res["o_f"]], axis=0)).save(dest / f"{s.meta['id']}.png")
+        with atomic.writing(dest / f"{s.meta['id']}.png") as tmp:
+            Image.fromarray(np.concatenate([s.images["i_s"], res["o_f"]], axis=0)).save(tmp)
     click.echo(f"wrote {n} edits (source above, output below) to {dest}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
+from .. import atomic
 from ..synth.preview import contact_sheet
 from .options import add, overrides, recipe, resolve_recipe
 
@@ -33,5 +34,6 @@ def command(count, config, pipeline, seed, fonts, backgrounds, corpus, lang, hei
         syn = Synthesizer(cfg)
         samples = [syn.sample(i) for i in range(count)]
         sheet = contact_sheet(samples, syn.pools.fonts)
-    sheet.save(out)
+    with atomic.writing(out) as tmp:
+        sheet.save(tmp)
     click.echo(f"wrote {out} ({len(samples)} samples)")

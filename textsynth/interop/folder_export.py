@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow.fs as pafs
 
+from textsynth import atomic
 from textsynth.errors import SrnetFolderError
 from textsynth.parallel import Progress, default_workers, run_tasks
 from textsynth.sample import IMAGE_KEYS
@@ -287,8 +288,7 @@ def _commit(staging: Path, out: Path, old: list[Path]) -> None:
         out.rmdir()
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(staging, out)
-        storage.fsync_dir(str(out.parent))
+        atomic.commit(staging, out)
         return
     for p in old:
         p.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from textsynth import atomic
 from textsynth.errors import SrnetFolderError
 from textsynth.parallel import Progress, default_workers, run_tasks
 from textsynth.shards import storage
@@ -168,6 +169,6 @@ def _commit(fs: pafs.FileSystem, out: str, staging: str, job: dict, old: list[st
         elif storage.file_size(fs, target) != info["bytes"]:
             raise SrnetFolderError(f"{staged}: staged shard vanished before it was moved; rerun the import")
     if storage.is_local(fs):
-        storage.fsync_dir(out)
+        atomic.fsync_dir(out)
     write_dataset_metadata(fs, out, encoding, infos, complete=True, source={"srnet_folder": FolderTree(src).shown()})
     _remove_tree(fs, staging)

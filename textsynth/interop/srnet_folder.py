@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from textsynth.errors import SrnetFolderError
-from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS, Sample
+from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS, Sample, json_default
 
 REQUIRED_KEYS: tuple[str, ...] = tuple(k for k in IMAGE_KEYS if k != "mask_s")
 LABEL_FILES: dict[str, str] = {"text_s": "i_s.txt", "text_t": "i_t.txt"}
@@ -106,14 +106,6 @@ def check_text(sample_id: Any, field_name: str, text: str) -> str:
     if "\n" in text or "\r" in text:
         raise SrnetFolderError(f"sample {sample_id!r}: {field_name} {text!r} contains a newline")
     return text
-
-
-def json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def meta_line(name: str, meta: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from skimage.morphology import skeletonize as _skimage_skeletonize
 
 from textsynth.errors import CorruptShardError
 from textsynth.loading.transport import RING_HEADER, batch_buffer, package
-from textsynth.sample import GREY, IMAGE_CHANNELS, IMAGE_KEYS
+from textsynth.sample import GREY, IMAGE_CHANNELS, IMAGE_KEYS, rounded_width
 from textsynth.shards.encodings import get_codec
 from textsynth.shards.reader import ShardReader
 from textsynth.synth.skeleton import skeletonize
@@ -122,7 +122,7 @@ class BatchCollator:
         own = np.maximum(1, np.rint(aw)).astype(np.int64)
         if self.fit == "pad" or (self.fit == "auto" and int(own.max() - own.min()) <= self.pad_tolerance):
             return max(m, int(math.ceil(own.max() / m)) * m), own
-        width = max(m, int(round(aw.mean() / m)) * m)
+        width = rounded_width(float(aw.mean()), m)
         return width, np.full(aw.shape, width, np.int64)
 
     def _allocate(self, batch: int, width: int) -> tuple[dict[str, np.ndarray], dict[str, torch.Tensor], Any]:

@@ -16,6 +16,7 @@ import pyarrow.fs as pafs
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
+from textsynth import atomic
 from textsynth.errors import CorruptShardError
 from textsynth.loading.collate import BatchCollator, CollateOptions
 from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS
@@ -92,10 +93,8 @@ def _sizes_cached(fs: pafs.FileSystem, path: str, sha256: str, cache_dir: str | 
         pass
     w, h = _read_sizes(fs, path, expect)
     try:
-        os.makedirs(cache_dir, exist_ok=True)
-        tmp = f"{cached}.{os.getpid()}.tmp.npy"
-        np.save(tmp, np.stack([w, h]))
-        os.replace(tmp, cached)
+        with atomic.writing(cached) as tmp:
+            np.save(tmp, np.stack([w, h]))
     except OSError:
         pass
     return w, h

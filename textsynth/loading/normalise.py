@@ -5,10 +5,9 @@ from typing import Any, Mapping
 
 import torch
 
-from textsynth.sample import IMAGE_CHANNELS
+from textsynth.sample import IMAGE_CHANNELS, MASK_KEYS, RGB_KEYS
 
-RGB_KEYS: tuple[str, ...] = tuple(k for k, c in IMAGE_CHANNELS.items() if c == 3)
-GREY_KEYS: tuple[str, ...] = tuple(k for k, c in IMAGE_CHANNELS.items() if c == 1)
+GREY_KEYS = MASK_KEYS  # single-channel images: scaled to [0, 1], not [-1, 1]
 
 
 def to_device_normalised(batch: Mapping[str, Any], device: torch.device | str,

@@ -17,7 +17,8 @@ from textsynth.loading.sampler import chunk_sizes, width_buckets
 from textsynth.loading.workers import worker_slot
 from textsynth.sample import IMAGE_KEYS
 from textsynth.shards import storage
-from textsynth.shards.dataset import MANIFEST_NAME, SHARD_NAME_RE, read_manifest
+from textsynth.shards.dataset import MANIFEST_NAME, read_manifest
+from textsynth.shards.integrity import SHARD_NAME_RE
 from textsynth.shards.integrity import check_identity
 from textsynth.shards.reader import ShardReader
 

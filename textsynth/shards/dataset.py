@@ -20,7 +20,6 @@ from textsynth.sample import IMAGE_KEYS, Sample
 from textsynth.shards import storage
 from textsynth.shards.encodings import check_encoding
 from textsynth.shards.reader import RowMeta, ShardReader
-from textsynth.shards.integrity import SHARD_NAME_RE  # noqa: F401 - re-exported (loader, pipeline)
 from textsynth.shards.integrity import check_identity, identity_problem, manifest_problems, readable_entries
 from textsynth.shards.schema import build_schema, hf_features
 from textsynth.shards.writer import ShardInfo

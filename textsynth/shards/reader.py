@@ -370,8 +370,3 @@ def read_shard_sizes(fs: pafs.FileSystem, path: str) -> tuple[np.ndarray, np.nda
         raise CorruptShardError(f"{path}: corrupt or truncated shard: {type(exc).__name__}: {exc}") from exc
     return w, h, identity
 
-
-def open_shard(path: str | os.PathLike[str], filesystem: pafs.FileSystem | None = None) -> ShardReader:
-    """Open a shard eagerly, so a missing or corrupt file fails here rather than on first access."""
-    return ShardReader(path, filesystem).open()
-

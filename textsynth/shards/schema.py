@@ -38,7 +38,6 @@ SCALAR_FIELDS: tuple[pa.Field, ...] = (
 )
 META_FIELD = pa.field("meta", pa.string())
 CHECKSUM_FIELD = pa.field(CHECKSUM_COLUMN, pa.uint64())
-COLUMNS: tuple[str, ...] = tuple(f.name for f in SCALAR_FIELDS) + IMAGE_KEYS + (META_FIELD.name, CHECKSUM_COLUMN)
 
 _HF_DTYPES = {pa.string(): "string", pa.int32(): "int32", pa.binary(): "binary", pa.uint64(): "uint64"}
 _IDENTITY_KEYS = {"fingerprint": str, "index": int, "total": int}

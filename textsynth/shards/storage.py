@@ -8,11 +8,12 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import secrets
 import urllib.parse
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+
+from .. import atomic
 
 
 _USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]*)@")
@@ -98,26 +99,6 @@ def join(root: str, *parts: str) -> str:
     return posixpath.join(root, *parts)
 
 
-def temp_path(path: str) -> str:
-    """The hidden temp sibling `<dir>/.<name>.tmp-<random>` a local atomic write goes through."""
-    head, name = os.path.split(path)
-    return os.path.join(head, f".{name}.tmp-{secrets.token_hex(6)}")
-
-
-def fsync_dir(directory: str) -> None:
-    """fsync a directory so a rename inside it survives a crash (no-op where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def ensure_dir(fs: pafs.FileSystem, directory: str) -> None:
     """Create `directory` and its parents (object stores have no directories; harmless there)."""
     if directory:
@@ -125,21 +106,10 @@ def ensure_dir(fs: pafs.FileSystem, directory: str) -> None:
 
 
 def atomic_write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    """Write `data` to `path` so readers see either the old file or the whole new one."""
+    """Write `data` to `path` so readers see either the old file or the whole new one (locally via
+    `textsynth.atomic`; on object stores one PUT, which is atomic there)."""
     if is_local(fs):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = temp_path(path)
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        fsync_dir(os.path.dirname(path) or ".")
+        atomic.write_bytes(path, data)
         return
     ensure_dir(fs, posixpath.dirname(path))
     with fs.open_output_stream(path) as out:

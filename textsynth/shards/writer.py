@@ -18,8 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from textsynth import atomic
 from textsynth.errors import InvalidSampleError, ShardError
-from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS, Sample
+from textsynth.sample import IMAGE_CHANNELS, IMAGE_KEYS, Sample, json_default
 from textsynth.shards import storage
 from textsynth.shards.checksum import FIELDS, row_checksum
 from textsynth.shards.encodings import DEFAULT_ENCODING, get_codec
@@ -66,16 +67,6 @@ class _HashingSink:
 
     def close(self) -> None:  # the writer owns the target; pa.PythonFile must not close it
         self.closed = True
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def validate_sample(sample: Sample) -> tuple[str, int, int]:
@@ -165,7 +156,7 @@ class ShardWriter:
         if self._local:
             directory = os.path.dirname(self.path)
             os.makedirs(directory, exist_ok=True)
-            self._tmp = storage.temp_path(self.path)
+            self._tmp = atomic.temp_name(self.path)
             self._file = open(self._tmp, "xb")
             target: BinaryIO | pa.NativeFile = self._file
         else:
@@ -191,7 +182,7 @@ class ShardWriter:
             except ValueError as exc:
                 raise InvalidSampleError(f"sample {sid!r} image {key!r}: {exc}") from exc
         try:
-            row["meta"] = json.dumps(sample.meta, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+            row["meta"] = json.dumps(sample.meta, ensure_ascii=False, separators=(",", ":"), default=json_default)
         except (TypeError, ValueError) as exc:
             raise InvalidSampleError(f"sample {sid!r}: meta is not JSON serialisable: {exc}") from exc
         try:
@@ -229,12 +220,9 @@ class ShardWriter:
             self._flush_batch()
             self._stream().close()
             if self._file is not None and self._tmp is not None:
-                self._file.flush()
-                os.fsync(self._file.fileno())
                 self._file.close()
-                os.replace(self._tmp, self.path)
+                atomic.commit(self._tmp, self.path)
                 self._tmp = None
-                storage.fsync_dir(os.path.dirname(self.path))
             elif self._buffer is not None:
                 data = self._buffer.getvalue()
                 storage.ensure_dir(self._fs, posixpath.dirname(self.path))

@@ -8,7 +8,6 @@ Loading never unpickles, so a checkpoint from anywhere is safe to open.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from .. import atomic
 from ..errors import TextsynthError
-
-MODULES = ("gen", "d_b", "d_f")
 
 
 class CheckpointError(TextsynthError):
@@ -61,12 +59,9 @@ def _unwrap(m: torch.nn.Module) -> torch.nn.Module:
 
 def clean_temps(run_dir: Path) -> list[Path]:
     """Remove checkpoint temp folders/files left by a crash during a save (any pid). Returns them."""
-    gone = [p for p in Path(run_dir).glob(".ckpt-*.tmp-*")] + [p for p in Path(run_dir).glob(".latest.tmp")]
+    gone = [p for p in Path(run_dir).glob(".ckpt-*.tmp-*")] + [p for p in Path(run_dir).glob(".latest.tmp*")]
     for p in gone:
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+        atomic.discard(p)
     return gone
 
 
@@ -79,9 +74,7 @@ def save(run_dir: Path, step: int, modules: dict[str, torch.nn.Module], optimize
     """
     run_dir = Path(run_dir)
     final = run_dir / f"ckpt-{step:07d}"
-    tmp = run_dir / f".ckpt-{step:07d}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = atomic.temp_dir_for(final)
     for name, m in modules.items():
         m = _unwrap(m)
         save_file({k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}, str(tmp / f"{name}.safetensors"))
@@ -97,15 +90,8 @@ def save(run_dir: Path, step: int, modules: dict[str, torch.nn.Module], optimize
     save_file(opt_tensors, str(tmp / "optim.safetensors"))
     save_file(rng, str(tmp / "rng.safetensors"))
     (tmp / "state.json").write_text(json.dumps({**state, "step": step, "optimizers": opt_meta}, indent=1))
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    latest_tmp = run_dir / ".latest.tmp"
-    latest_tmp.write_text(final.name + "\n")
-    os.replace(latest_tmp, run_dir / "latest")
+    atomic.commit(tmp, final)
+    atomic.write_text(run_dir / "latest", final.name + "\n")
     for old in sorted(run_dir.glob("ckpt-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -9,10 +9,11 @@ from typing import Any
 
 import torch
 
+from ..sample import SRNET_KEYS
 from .infer import run_generator
 from .metrics import MetricSums, gain, image_metrics, quantise, skeleton_dice, text_region_l1
 
-EVAL_KEYS = ("i_s", "i_t", "t_sk", "t_t", "t_b", "t_f", "mask_t")
+EVAL_KEYS = SRNET_KEYS
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..sample import rounded_width
 from . import checkpoint as ckpt
 from .model import Generator, SRNetConfig
 from .step import to_device_normalised
@@ -70,7 +71,7 @@ def _fit(img: np.ndarray, height: int, width: int) -> np.ndarray:
 def edit_pair(gen: Generator, i_s: np.ndarray, i_t: np.ndarray, height: int = 64) -> dict[str, np.ndarray]:
     """Run on a pair of any equal size: resized to `height` (width a multiple of 8) and back."""
     h0, w0 = i_s.shape[:2]
-    w = max(8, int(round(w0 * height / h0 / 8)) * 8)
+    w = rounded_width(w0 * height / h0)
     out = edit(gen, _fit(i_s, height, w), _fit(i_t, height, w))
     return {k: cv2.resize(v, (w0, h0), interpolation=cv2.INTER_LINEAR) for k, v in out.items()}
 

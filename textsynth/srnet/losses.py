@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..errors import ConfigError
+from ..typedconfig import TypedConfig
 
 GAN_TYPES: tuple[str, ...] = ("bce", "lsgan", "hinge", "wgan")
 
@@ -28,7 +31,7 @@ GAN_TYPES: tuple[str, ...] = ("bce", "lsgan", "hinge", "wgan")
 
 
 @dataclass
-class LossConfig:
+class LossConfig(TypedConfig):
     """Loss weights and GAN settings.
 
     gan: "bce" (BCE with logits), "lsgan", "hinge" or "wgan" (WGAN with weight clipping to +-wgan_clip,
@@ -52,36 +55,27 @@ class LossConfig:
     wgan_clip: float = 0.01
     dice_eps: float = 1e-6
 
-    def __post_init__(self) -> None:
+    SECTION = "train.loss"
+
+    def check(self, path: str) -> None:
         if self.gan not in GAN_TYPES:
-            raise ValueError(f"LossConfig.gan={self.gan!r}: must be one of {GAN_TYPES}")
+            raise ConfigError(f"{path}.gan must be one of {GAN_TYPES}, got {self.gan!r}")
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name in ("gan", "text_l1_masked"):
                 continue
             if f.name == "g_every":
                 if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                    raise ValueError(f"LossConfig.g_every={v!r}: must be an integer >= 1")
+                    raise ConfigError(f"{path}.g_every must be an integer >= 1, got {v!r}")
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"LossConfig.{f.name}={v!r}: must be a finite number >= 0")
+                raise ConfigError(f"{path}.{f.name} must be a finite number >= 0, got {v!r}")
         if not isinstance(self.text_l1_masked, bool):
-            raise ValueError(f"LossConfig.text_l1_masked={self.text_l1_masked!r}: must be a bool")
+            raise ConfigError(f"{path}.text_l1_masked must be true or false, got {self.text_l1_masked!r}")
         if self.gan == "wgan" and self.wgan_clip <= 0:
-            raise ValueError(f"LossConfig.wgan_clip={self.wgan_clip!r}: must be > 0 with gan='wgan'")
+            raise ConfigError(f"{path}.wgan_clip must be > 0 with gan='wgan', got {self.wgan_clip!r}")
         if self.dice_eps <= 0:
-            raise ValueError(f"LossConfig.dice_eps={self.dice_eps!r}: must be > 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "LossConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"LossConfig: unknown field(s) {unknown}")
-        return cls(**d)
+            raise ConfigError(f"{path}.dice_eps must be > 0, got {self.dice_eps!r}")
 
 
 # ---------------------------------------------------------------------------------------------

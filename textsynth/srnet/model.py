@@ -14,17 +14,19 @@ Images are expected in [-1, 1] (RGB); `o_sk` is in [0, 1] (sigmoid), the other o
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from ..errors import ConfigError
+from ..typedconfig import TypedConfig
 
 NORM_TYPES: tuple[str, ...] = ("batch", "instance", "group", "none")
 
 
 @dataclass
-class SRNetConfig:
+class SRNetConfig(TypedConfig):
     """Architecture hyper-parameters.
 
     base: channels of the first encoder stage (32 in the paper); stages use base * width * (1, 2, 4, 8).
@@ -52,9 +54,11 @@ class SRNetConfig:
     spectral_norm: bool = False
     sk_prior: float = 0.05
 
-    def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> ValueError:
-            return ValueError(f"SRNetConfig.{name}={getattr(self, name)!r}: {why}")
+    SECTION = "train.model"
+
+    def check(self, path: str) -> None:
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"{path}.{name} {why}, got {getattr(self, name)!r}")
 
         for name in ("base", "in_channels", "d_base"):
             v = getattr(self, name)
@@ -87,16 +91,6 @@ class SRNetConfig:
         """Discriminator channels at `mult` times its base width."""
         return max(1, int(round(self.d_base * self.width * mult)))
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SRNetConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"SRNetConfig: unknown field(s) {unknown}")
-        return cls(**d)
 
 
 # ---------------------------------------------------------------------------------------------

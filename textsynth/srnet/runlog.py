@@ -6,16 +6,14 @@ later events, so no step is ever logged twice and no curve folds back on itself.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.fs as pafs
 import torch
 
+from .. import atomic
 from ..errors import ConfigError
-from ..shards.storage import atomic_write_bytes
 
 LOG_FORMATS = ("jsonl", "tensorboard")
 
@@ -49,7 +47,7 @@ def truncate(path: Path, step: int) -> int:
     keep = [r for r in recs if r.get("step", 0) <= step]
     if len(keep) != len(recs) or (path.is_file() and len(recs) != len(path.read_text().splitlines())):
         data = "".join(json.dumps(r) + "\n" for r in keep).encode()
-        atomic_write_bytes(pafs.LocalFileSystem(), str(path), data)
+        atomic.write_bytes(path, data)
     return len(recs) - len(keep)
 
 
@@ -128,10 +126,9 @@ def plot_losses(log_path: Path, png: Path) -> None:
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.tight_layout()
-    tmp = png.with_name(f".{png.stem}.tmp.png")
-    fig.savefig(tmp)
+    with atomic.writing(png) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, png)
 
 
 def save_grid(gen, batch: dict[str, Any], path: Path, device: torch.device, amp_dtype) -> None:
@@ -155,6 +152,5 @@ def save_grid(gen, batch: dict[str, Any], path: Path, device: torch.device, amp_
         rows.append(np.concatenate([c for cell in cells for c in (cell, sep)], axis=1))
         rows.append(np.full((4, rows[-1].shape[1], 3), 40, np.uint8))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray(np.concatenate(rows, axis=0)).save(tmp)
-    os.replace(tmp, path)
+    with atomic.writing(path) as tmp:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(tmp)

@@ -9,13 +9,10 @@ checkpoint, where the finite check runs: no per-step host sync.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import signal
 import threading
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +20,8 @@ from typing import Any, Callable
 import torch
 
 from ..errors import ConfigError, TextsynthError
+from ..sample import SRNET_KEYS
+from ..typedconfig import TypedConfig
 from . import checkpoint as ckpt
 from . import dist as ddp
 from . import objective
@@ -32,7 +31,7 @@ from .model import Discriminator, Generator, SRNetConfig
 from .runlog import LOG_FORMATS, RunLog, plot_losses, save_grid, summary_writer
 from .step import make_optimizers, train_step
 
-TRAIN_KEYS = ("i_s", "i_t", "t_sk", "t_t", "t_b", "t_f", "mask_t")
+TRAIN_KEYS = SRNET_KEYS
 
 
 class TrainingDiverged(TextsynthError):
@@ -40,8 +39,10 @@ class TrainingDiverged(TextsynthError):
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(TypedConfig):
     """Everything a run needs besides the data; saved in every checkpoint."""
+
+    SECTION = "train"
 
     model: SRNetConfig = field(default_factory=SRNetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -69,55 +70,21 @@ class TrainConfig:
     keep_checkpoints: int = 3
     grid_samples: int = 4
 
-    def __post_init__(self) -> None:
+    def check(self, path: str) -> None:
         for name in ("steps", "batch_size", "height", "width_multiple", "lr_decay_every", "log_every", "sample_every",
                      "ckpt_every",
                      "val_every", "val_batches", "keep_checkpoints", "grid_samples"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"train.{name} must be a positive integer, got {v!r}")
+                raise ConfigError(f"{path}.{name} must be a positive integer, got {v!r}")
         if self.height % 8:
-            raise ConfigError(f"train.height must be a multiple of 8, got {self.height}")
+            raise ConfigError(f"{path}.height must be a multiple of 8, got {self.height}")
         if not (self.lr > 0 and 0 < self.lr_decay <= 1):
-            raise ConfigError(f"train.lr must be > 0 and train.lr_decay in (0, 1], got {self.lr}, {self.lr_decay}")
+            raise ConfigError(f"{path}.lr must be > 0 and {path}.lr_decay in (0, 1], got {self.lr}, {self.lr_decay}")
         if self.log_format not in LOG_FORMATS:
-            raise ConfigError(f"train.log_format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
+            raise ConfigError(f"{path}.log_format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
         if self.num_workers < 0:
-            raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        d = dict(d)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown key train.{unknown[0]} (valid: {', '.join(sorted(known))})")
-        try:
-            model = SRNetConfig.from_dict(d.pop("model", {}))
-            loss = LossConfig.from_dict(d.pop("loss", {}))
-        except ValueError as e:
-            raise ConfigError(str(e)) from e
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
-        return cls(model=model, loss=loss, **d)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-            data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot read train config {p}: {e}") from e
-        try:
-            return cls.from_dict(data)
-        except ConfigError as e:
-            raise ConfigError(f"{p}: {e}") from e
+            raise ConfigError(f"{path}.num_workers must be >= 0, got {self.num_workers}")
 
 
 def build_models(cfg: SRNetConfig, device: torch.device, channels_last: bool):

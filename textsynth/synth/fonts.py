@@ -9,7 +9,6 @@ import hashlib
 import io
 import json
 import os
-import secrets
 import stat
 import struct
 import tempfile
@@ -21,6 +20,7 @@ import numpy as np
 from fontTools.ttLib import TTFont, TTLibError
 from PIL import ImageFont
 
+from .. import atomic
 from ..assets import asset_root, expand_paths
 from ..config import FontConfig
 from ..errors import CoverageError, FontError
@@ -133,11 +133,7 @@ def font_file(data: bytes, name: str) -> str:
         return path
     path = os.path.join(font_cache_dir(), f"{key}-{name}")
     if not _same_content(path, digest):  # missing, or planted/corrupt: write ours and rename over it
-        tmp = f"{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        atomic.write_bytes(path, data)
     _FONT_FILES[key] = path
     return path
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ...typedconfig import TypedConfig
 from . import camera, emboss, gradient, shading, texture
 
 FILL = {"gradient": gradient, "shading": shading, "texture": texture, "emboss": emboss}
@@ -19,18 +20,16 @@ ALL = {**FILL, "camera": camera}
 
 
 @dataclass(frozen=True)
-class EffectsConfig:
+class EffectsConfig(TypedConfig):
     """One table per effect, e.g. [effects.gradient] p = 0.1."""
+
+    SECTION = "config.effects"
 
     gradient: gradient.Config = field(default_factory=gradient.Config)
     shading: shading.Config = field(default_factory=shading.Config)
     texture: texture.Config = field(default_factory=texture.Config)
     emboss: emboss.Config = field(default_factory=emboss.Config)
     camera: camera.Config = field(default_factory=camera.Config)
-
-    def validate(self, path: str) -> None:
-        for f in dataclasses.fields(self):
-            getattr(self, f.name).validate(f"{path}.{f.name}")
 
 
 def draw_all(rng: np.random.Generator, cfg: EffectsConfig) -> dict[str, Any]:

@@ -13,11 +13,14 @@ import cv2
 import numpy as np
 
 from ...checks import check_fields
+from ...typedconfig import TypedConfig
 from ..render import gaussian_radius
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(TypedConfig):
+    SECTION = "config.effects.camera"
+
     jpeg_p: float = 0.1
     jpeg_quality: tuple[float, float] = (40.0, 90.0)
     motion_p: float = 0.03
@@ -25,7 +28,7 @@ class Config:
     defocus_p: float = 0.03
     defocus_radius: tuple[float, float] = (1.0, 2.5)  # px at output resolution
 
-    def validate(self, path: str) -> None:
+    def check(self, path: str) -> None:
         check_fields(self, path)
 
 

@@ -9,16 +9,19 @@ import cv2
 import numpy as np
 
 from ...checks import check_fields
+from ...typedconfig import TypedConfig
 from .context import FillContext
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(TypedConfig):
+    SECTION = "config.effects.emboss"
+
     p: float = 0.03
     depth: tuple[float, float] = (0.02, 0.05)  # bevel width, em
     strength: tuple[float, float] = (0.2, 0.45)  # lightening/darkening at the steepest edge
 
-    def validate(self, path: str) -> None:
+    def check(self, path: str) -> None:
         check_fields(self, path)
 
 

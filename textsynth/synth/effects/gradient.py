@@ -9,15 +9,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...checks import check_fields
+from ...typedconfig import TypedConfig
 from .context import FillContext
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(TypedConfig):
+    SECTION = "config.effects.gradient"
+
     p: float = 0.05
     angle_deg: tuple[float, float] = (0.0, 180.0)  # direction of the colour change in text space
 
-    def validate(self, path: str) -> None:
+    def check(self, path: str) -> None:
         check_fields(self, path, hi=360.0)
 
 

@@ -8,16 +8,19 @@ import cv2
 import numpy as np
 
 from ...checks import check_fields
+from ...typedconfig import TypedConfig
 from .context import FillContext
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(TypedConfig):
+    SECTION = "config.effects.shading"
+
     p: float = 0.25
     strength: tuple[float, float] = (0.3, 0.9)  # 1 = the text follows the light fully
     sigma: tuple[float, float] = (0.3, 0.8)  # blur of the light field, in text heights (em)
 
-    def validate(self, path: str) -> None:
+    def check(self, path: str) -> None:
         check_fields(self, path)
 
 

@@ -8,15 +8,18 @@ import cv2
 import numpy as np
 
 from ...checks import check_fields
+from ...typedconfig import TypedConfig
 from .context import FillContext
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(TypedConfig):
+    SECTION = "config.effects.texture"
+
     p: float = 0.15
     strength: tuple[float, float] = (0.3, 0.8)  # share of the background's detail carried into the text
 
-    def validate(self, path: str) -> None:
+    def check(self, path: str) -> None:
         check_fields(self, path)
 
 

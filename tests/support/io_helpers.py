@@ -10,8 +10,8 @@ from pathlib import Path
 from textsynth.local_dataset import make_synthesizer, shard_ranges, write_shard_file
 from textsynth.shards.dataset import write_dataset_metadata
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = Path(__file__).parent / "fixtures" / "srnet-datagen-sample"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "srnet-datagen-sample"
 
 
 def cli(*args: str, env: dict | None = None, check: bool = False,
