@@ -31,6 +31,7 @@ class OnlineDataset(IterableDataset):
                  drop_last: bool = False, epoch: int = 0, ring_slots: int = 8) -> None:
         from textsynth import recipes
         from textsynth.config import SynthConfig
+        from textsynth.synth.synthesizer import Pools
 
         if isinstance(config, SynthConfig):
             cfg = config if seed is None else config.replace(seed=seed)
@@ -39,6 +40,9 @@ class OnlineDataset(IterableDataset):
         else:
             cfg = recipes.resolve(None, config, seed)
         self.config = cfg
+        # built once here, then inherited (fork) or pickled (spawn) by the workers: the background index
+        # and font checks are not repeated per worker, and a bad pool fails before any worker starts
+        self.pools = Pools.from_config(cfg)
         self.collator = BatchCollator(keys, options, ring_slots)
         self.batch_size = int(batch_size)
         self.num_samples = num_samples
@@ -54,7 +58,7 @@ class OnlineDataset(IterableDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_synth"] = None  # pools are built inside each worker
+        state["_synth"] = None  # rebuilt in each worker around the shipped pools
         return state
 
     def _indices(self, slot: int, slots: int) -> Iterator[int]:
@@ -69,7 +73,7 @@ class OnlineDataset(IterableDataset):
         from textsynth.synth.synthesizer import Synthesizer
 
         if self._synth is None:
-            self._synth = Synthesizer(self.config)
+            self._synth = Synthesizer(self.config, self.pools)
         slot, slots = worker_slot(self.rank, self.world_size)
         window = self.bucket_batches * self.batch_size
         buf: list[Any] = []
