@@ -62,7 +62,7 @@ def command(checkpoint, image, text, out, dataset, out_dir, limit, device, allow
     from PIL import Image
 
     from ..srnet.dist import device_for
-    from ..srnet.infer import edit_crop, edit_pair, load_generator
+    from ..srnet.infer import edit_pair, load_generator
 
     if bool(image) == bool(dataset):
         raise click.UsageError("give either --image (with --text, --out) or --dataset (with --out-dir)")
@@ -79,8 +79,12 @@ def command(checkpoint, image, text, out, dataset, out_dir, limit, device, allow
     if image:
         from ..config import FontConfig
         from ..synth.fonts import FontPool
+        from ..synth.render import render_plain
 
-        res = edit_crop(gen, crop, text, FontPool.from_config(FontConfig()))
+        # i_t as the generator saw it in training: the word in the standard font on grey, at the crop's size
+        fonts = FontPool.from_config(FontConfig())
+        i_t = render_plain(fonts.standard_pil(fonts.standard_for(text), 64), text, *crop.shape[:2])
+        res = edit_pair(gen, crop, i_t)
         with atomic.writing(out) as tmp:
             Image.fromarray(res["o_f"]).save(tmp)
         click.echo(f"wrote {out} ({crop.shape[1]}x{crop.shape[0]})")

@@ -74,12 +74,3 @@ def edit_pair(gen: Generator, i_s: np.ndarray, i_t: np.ndarray, height: int = 64
     w = rounded_width(w0 * height / h0)
     out = edit(gen, _fit(i_s, height, w), _fit(i_t, height, w))
     return {k: cv2.resize(v, (w0, h0), interpolation=cv2.INTER_LINEAR) for k, v in out.items()}
-
-
-def edit_crop(gen: Generator, crop: np.ndarray, text: str, fonts: Any, height: int = 64) -> dict[str, np.ndarray]:
-    """Replace the text of an RGB crop with `text`; outputs come back at the crop's own size."""
-    from ..synth.render import render_plain
-
-    h0, w0 = crop.shape[:2]
-    i_t = render_plain(fonts.standard_pil(fonts.standard_for(text), 64), text, h0, w0)
-    return edit_pair(gen, crop, i_t, height)
