@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--shard-size", type=int, default=100)
     ap.add_argument("--pipeline", default="en")
     args = ap.parse_args()
-    cfg = recipes.resolve(pipeline=args.pipeline, seed=1)
+    cfg = recipes.load(pipeline=args.pipeline, seed=1)
     work = tempfile.mkdtemp(prefix="bench-gen-")
     try:
         runs = {}

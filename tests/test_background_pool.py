@@ -91,7 +91,7 @@ def test_generate_from_pool_with_flat_worker_memory(big_pool, tmp_path):
     small.write_text("\n".join(str(p) for p in sorted(big_pool.glob("d3/*.jpg"))[:40]) + "\n"
                      + str(big_pool / "d0" / "broken.jpg") + "\n")
     over = {"background.bundled": False, "background.texture_p": 0.0, "background.cache_mb": 4}
-    base = recipes.resolve(pipeline="smoke", seed=4)
+    base = recipes.load(pipeline="smoke", seed=4)
     big_cfg = base.replace(**over, **{"background.extra": [str(big_pool)]})
     manifest, big = _generate(big_cfg, tmp_path / "big", 900)
     _, control = _generate(base.replace(**over, **{"background.extra": [str(small)]}), tmp_path / "small", 900)

@@ -31,7 +31,7 @@ N, SHARDS = 24, 3
 
 @pytest.fixture(scope="module")
 def samples():
-    syn = Synthesizer(recipes.resolve(pipeline="smoke", seed=31))
+    syn = Synthesizer(recipes.load(pipeline="smoke", seed=31))
     return [syn.sample(i) for i in range(N)]
 
 

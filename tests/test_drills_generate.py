@@ -34,7 +34,7 @@ CLI = [str(BIN / "textsynth")]
 
 @pytest.fixture(scope="module")
 def smoke():
-    return recipes.resolve(pipeline="smoke", seed=5)
+    return recipes.load(pipeline="smoke", seed=5)
 
 
 def plan(out, cfg, count=20, shard_size=10) -> Plan:
@@ -162,7 +162,7 @@ def test_manifestless_shards_are_adopted_only_when_their_identity_matches(ray_cl
 def test_corpus_edited_between_killed_run_and_rerun_is_refused(ray_cluster, tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("\n".join(["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]) + "\n")
-    cfg = recipes.resolve(pipeline="smoke", seed=5).replace(**{"corpus.files": [str(words)]})
+    cfg = recipes.load(pipeline="smoke", seed=5).replace(**{"corpus.files": [str(words)]})
     out = tmp_path / "ds"
     generate(plan(out, cfg), progress=False)
     (out / shard_name(1, 2)).unlink()  # as if the run had been killed before it landed
@@ -350,7 +350,7 @@ def test_driver_refuses_a_shard_it_cannot_see_as_written_naming_the_node(small_d
     from textsynth.generate.driver import check_landed
     from textsynth.shards import storage
 
-    fs, root = storage.resolve(str(small_ds))
+    fs, root = storage.locate(str(small_ds))
     entry = read_manifest(fs, root)["shards"][0]
     node = {"node_ip": "10.1.2.3", "node": "f" * 56}
     check_landed(fs, root, entry, node)  # the real one passes

@@ -66,7 +66,7 @@ def test_the_good_case_works(run, crop, tmp_path):
 
 def test_weights_of_another_shape_name_the_file_and_tensor(run, crop, tmp_path):
     bad = copy_run(run, tmp_path / "bad")
-    c = ckpt.resolve(bad)
+    c = ckpt.find(bad)
     state = json.loads((c / "state.json").read_text())
     state["train"]["model"]["width"] = 0.25  # the weights are width 0.125
     (c / "state.json").write_text(json.dumps(state))
@@ -78,7 +78,7 @@ def test_weights_of_another_shape_name_the_file_and_tensor(run, crop, tmp_path):
 
 def test_a_state_json_missing_a_key_is_named(run, crop, tmp_path):
     bad = copy_run(run, tmp_path / "bad")
-    c = ckpt.resolve(bad)
+    c = ckpt.find(bad)
     state = json.loads((c / "state.json").read_text())
     del state["train"]
     (c / "state.json").write_text(json.dumps(state))

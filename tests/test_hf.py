@@ -25,7 +25,7 @@ N = 10
 
 @pytest.fixture(scope="module")
 def samples():
-    syn = Synthesizer(recipes.resolve(pipeline="smoke", seed=21))
+    syn = Synthesizer(recipes.load(pipeline="smoke", seed=21))
     return [syn.sample(i) for i in range(N)]
 
 
@@ -98,7 +98,7 @@ def test_plain_s3_uri_with_aws_endpoint_url_or_storage_options(s3, samples, monk
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{s3.endpoint}")
     uri = "s3://bucket/hfconv"
-    fs, root = storage.resolve(uri)  # plain URI: endpoint from AWS_ENDPOINT_URL
+    fs, root = storage.locate(uri)  # plain URI: endpoint from AWS_ENDPOINT_URL
     write(root, samples[:4], "png", shards=1, fs=fs)
     got = Dataset(root, filesystem=fs)
     assert len(got) == 4 and np.array_equal(got.decode_image(1, "t_f"), samples[1].images["t_f"])
@@ -107,12 +107,12 @@ def test_plain_s3_uri_with_aws_endpoint_url_or_storage_options(s3, samples, monk
         monkeypatch.delenv(key)
     options = {"key": s3.access_key, "secret": s3.secret_key,
                "client_kwargs": {"endpoint_url": f"http://{s3.endpoint}", "region_name": s3.region}}
-    fs2, root2 = storage.resolve(uri, storage_options=options)  # the storage_options HF/fsspec take
+    fs2, root2 = storage.locate(uri, storage_options=options)  # the storage_options HF/fsspec take
     back = Dataset(root2, filesystem=fs2)
     assert [back.row_meta(i).id for i in range(4)] == [s.meta["id"] for s in samples[:4]]
     assert np.array_equal(back.decode_image(3, "i_s"), samples[3].images["i_s"])
     with pytest.raises(ValueError, match="unsupported storage_options key"):
-        storage.resolve(uri, storage_options={"endpoint": "x"})
+        storage.locate(uri, storage_options={"endpoint": "x"})
     assert "AWS_ENDPOINT_URL" not in os.environ
 
 

@@ -67,7 +67,7 @@ def test_vgg19_comes_from_the_torch_hub_cache_and_the_choice_is_kept_on_resume(v
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     path = _put_in_hub_cache(vgg)
     assert path == tmp_path / "torch-home" / "hub" / "checkpoints" / "vgg19-dcbbe8a1.pth"
-    loaded, goal = objective.resolve(True, None)  # torch.hub.load_state_dict_from_url finds the cached file
+    loaded, goal = objective.perceptual_setup(True, None)  # torch.hub.load_state_dict_from_url finds the cached file
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), vgg.state_dict().values()))
     assert goal["perceptual"] and goal["vgg_source"] == str(path) and len(goal["vgg_sha256"]) == 64
 
@@ -79,7 +79,7 @@ def test_vgg19_comes_from_the_torch_hub_cache_and_the_choice_is_kept_on_resume(v
     rec = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
     assert rec["f_perc"] > 0 and rec["f_style"] > 0
     assert not any("WITHOUT" in s for s in lines)
-    saved = json.loads((ckpt.resolve(run) / "state.json").read_text())["objective"]
+    saved = json.loads((ckpt.find(run) / "state.json").read_text())["objective"]
     assert saved == goal
     with pytest.raises(ConfigError, match=r"trained with VGG19 perceptual/style terms .*this run would train "
                                           r"without perceptual/style terms \(--no-perceptual\)"):
@@ -90,7 +90,7 @@ def test_vgg19_comes_from_the_torch_hub_cache_and_the_choice_is_kept_on_resume(v
     torch.save({f"features.{k}": v for k, v in VGG19Features().features.state_dict().items()}, other)
     with pytest.raises(ConfigError, match="weights sha256"):
         train(small_ds, run, TrainConfig(**{**cfg.__dict__, "steps": 3}), vgg_weights=str(other), log=lambda s: None)
-    assert ckpt.resolve(run).name == "ckpt-0000002"
+    assert ckpt.find(run).name == "ckpt-0000002"
 
 
 def test_without_weights_offline_train_refuses_naming_every_way_out(small_ds, tmp_path):

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def smoke_cfg():
-    return recipes.resolve(pipeline="smoke", seed=5)
+    return recipes.load(pipeline="smoke", seed=5)
 
 
 _REFS: dict = {}

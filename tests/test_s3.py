@@ -45,7 +45,7 @@ def ray_cluster(s3):
 
 @pytest.fixture(scope="module")
 def smoke_cfg():
-    return recipes.resolve(pipeline="smoke", seed=3)
+    return recipes.load(pipeline="smoke", seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +181,7 @@ def test_background_pool_from_an_s3_prefix(s3, tmp_path, monkeypatch):
     local = BackgroundPool.from_config(BackgroundConfig(bundled=False, extra=(str(tmp_path),)))
     assert [h for _, h in remote.content_hashes()] == [h for _, h in local.content_hashes()]
     assert [n for n, _ in remote.content_hashes()] == [f"sub/p{i:02d}.png" for i in range(12)]
-    cfg = recipes.resolve(pipeline="smoke", seed=2).replace(**{
+    cfg = recipes.load(pipeline="smoke", seed=2).replace(**{
         "background.bundled": False, "background.extra": [s3.uri("bucket/bgpool")], "background.texture_p": 0.0})
     with pytest.warns(UserWarning):
         syn = Synthesizer(cfg)

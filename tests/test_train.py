@@ -54,7 +54,7 @@ def test_checkpoints_are_complete_and_load_without_pickle(small_ds, tmp_path, mo
         m, b = v["model"], v["identity"]
         assert 0 < m["l1"] < 1 and 0 < m["psnr"] < 60 and -1 <= m["ssim"] <= 1 and 0 < m["mse"] < 1
         assert 0 < b["psnr"] < 60 and abs(v["gain"]["psnr_db"] - (m["psnr"] - b["psnr"])) < 1e-9
-    c = ckpt.resolve(run)
+    c = ckpt.find(run)
     assert sorted(p.name for p in c.iterdir()) == ["d_b.safetensors", "d_f.safetensors", "gen.safetensors",
                                                     "optim.safetensors", "rng.safetensors", "state.json"]
     assert (run / "samples" / "step-0000004.png").is_file() and (run / "loss.png").is_file()
@@ -68,7 +68,7 @@ def test_checkpoints_are_complete_and_load_without_pickle(small_ds, tmp_path, mo
     monkeypatch.setattr(pickle, "Unpickler", refuse)
     monkeypatch.setattr(torch, "load", refuse)
     train(small_ds, run, tiny(ckpt_every=2, sample_every=2), max_steps=2, log=lambda s: None)
-    assert ckpt.resolve(run).name == "ckpt-0000006"
+    assert ckpt.find(run).name == "ckpt-0000006"
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(small_ds, tmp_path):
@@ -77,7 +77,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     exploding = tiny(ckpt_every=1, loss=LossConfig(g_every=1, bg_l1=1e39, fus_l1=1e39))
     with pytest.raises(TrainingDiverged, match=r"non-finite loss by step 3 .*Last good checkpoint: .*ckpt-0000002"):
         train(small_ds, run, exploding, max_steps=3, log=lambda s: None)
-    assert ckpt.resolve(run).name == "ckpt-0000002"
+    assert ckpt.find(run).name == "ckpt-0000002"
 
 
 def test_no_perceptual_is_said_once_and_edit_returns_input_size(small_ds, tmp_path):

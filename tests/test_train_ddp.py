@@ -164,8 +164,8 @@ def test_torchrun_two_ranks_with_syncbn_write_one_checkpoint_and_log(small_ds, t
                         str(run), "--config", str(cfg), "--no-perceptual"], capture_output=True, text=True,
                        timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert ckpt.resolve(run).name == "ckpt-0000003"
-    state = json.loads((ckpt.resolve(run) / "state.json").read_text())
+    assert ckpt.find(run).name == "ckpt-0000003"
+    state = json.loads((ckpt.find(run) / "state.json").read_text())
     assert state["world"] == 2 and state["batches_done"] == 3
     recs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in recs] == [1, 2, 3]  # only rank 0 logs
@@ -179,7 +179,7 @@ def test_torchrun_two_ranks_with_syncbn_write_one_checkpoint_and_log(small_ds, t
     assert r.returncode != 0
     errors = [x for x in (r.stdout + r.stderr).splitlines() if x.startswith("error: non-finite loss by step 4")]
     assert len(errors) == 2 and all(f"Last good checkpoint: {run / 'ckpt-0000003'}" in x for x in errors), r.stderr
-    assert ckpt.resolve(run).name == "ckpt-0000003"
+    assert ckpt.find(run).name == "ckpt-0000003"
     # a 1-process resume of the 2-process run: position mapped, weights load into plain BatchNorm
     from textsynth.srnet.model import SRNetConfig
     from textsynth.srnet.train import TrainConfig, train
@@ -188,4 +188,4 @@ def test_torchrun_two_ranks_with_syncbn_write_one_checkpoint_and_log(small_ds, t
     train(small_ds, run, TrainConfig(model=SRNetConfig(width=0.125), batch_size=4, num_workers=0, device="cpu",
                                      log_every=1, steps=4, grid_samples=2), perceptual=False, log=lines.append)
     assert any("checkpoint written by 2 processes, resuming with 1" in s for s in lines)
-    assert ckpt.resolve(run).name == "ckpt-0000004"
+    assert ckpt.find(run).name == "ckpt-0000004"

@@ -45,7 +45,7 @@ def losses(run: Path) -> list[dict]:
 
 
 def same_weights(a: Path, b: Path) -> bool:
-    a, b = ckpt.resolve(a), ckpt.resolve(b)
+    a, b = ckpt.find(a), ckpt.find(b)
     for name in ("gen", "d_b", "d_f"):
         wa, wb = load_file(str(a / f"{name}.safetensors")), load_file(str(b / f"{name}.safetensors"))
         if not all(torch.equal(wa[k], wb[k]) for k in wa):

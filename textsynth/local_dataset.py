@@ -22,7 +22,7 @@ def make_synthesizer(pipeline: str = "smoke", seed: int = 0, height: int | None 
     from textsynth import recipes
     from textsynth.synth.synthesizer import Synthesizer
 
-    cfg = recipes.resolve(None, pipeline, seed)
+    cfg = recipes.load(None, pipeline, seed)
     if height is not None:
         cfg = cfg.replace(**{"render.height": height})
     return Synthesizer(cfg)

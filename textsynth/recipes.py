@@ -17,8 +17,8 @@ def available() -> list[str]:
     return sorted(p.stem for p in pipelines_dir().glob("*.toml"))
 
 
-def resolve(config: str | None = None, pipeline: str | None = None, seed: int | None = None,
-            lang: str | None = None) -> SynthConfig:
+def load(config: str | None = None, pipeline: str | None = None, seed: int | None = None,
+         lang: str | None = None) -> SynthConfig:
     """The recipe a command runs: a config file, or a named pipeline, or the defaults; then overrides."""
     if config and pipeline:
         raise ConfigError("give --config or --pipeline, not both")

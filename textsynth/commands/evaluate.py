@@ -26,5 +26,5 @@ def command(checkpoint, data, batch_size, max_batches, device) -> None:
     gen = load_generator(checkpoint, dev)
     height = int(ckpt.read_state(checkpoint).get("train", {}).get("height", 64))
     table = evaluate(gen, data, batch_size=batch_size, height=height, device=dev, max_batches=max_batches)
-    table = {"checkpoint": str(ckpt.resolve(checkpoint)), "data": data, **table}
+    table = {"checkpoint": str(ckpt.find(checkpoint)), "data": data, **table}
     click.echo(json.dumps(table, indent=1))

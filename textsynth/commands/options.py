@@ -39,5 +39,5 @@ def resolve_recipe(config, pipeline, seed, fonts=(), backgrounds=(), corpus=(), 
     from .. import overrides as ov
     from .. import recipes
 
-    cfg = recipes.resolve(config, pipeline, seed)
+    cfg = recipes.load(config, pipeline, seed)
     return ov.apply(cfg, ov.collect(sets, fonts, backgrounds, corpus, lang, height))

@@ -293,7 +293,7 @@ def resolve_out(out: str) -> tuple[Any, str, str]:
     if not isinstance(out, str) or not out.strip():
         raise TextsynthError("--out is empty: give a dataset folder or an s3:// URI")
     try:
-        fs, root = storage.resolve(out)
+        fs, root = storage.locate(out)
     except ValueError as e:
         raise TextsynthError(storage.redact(str(e))) from None
     if storage.is_local(fs):

@@ -95,7 +95,7 @@ def _export_remote(root: str, out: str, fmt: str, overwrite: bool, **kw: Any) ->
     the record is an unfinished upload; --overwrite then removes the previous export's leftover keys."""
     import tempfile
 
-    fs, prefix = storage.resolve(out)
+    fs, prefix = storage.locate(out)
     shown = storage.redact(out.split("?", 1)[0])
     old = _remote_old_files(fs, prefix, shown)
     if old and not overwrite:
@@ -189,7 +189,7 @@ def export_shard(task: _Task) -> int:
     the shard); returns the row count."""
     from textsynth.shards.reader import ShardReader
 
-    fs, root = storage.resolve(task.root)
+    fs, root = storage.locate(task.root)
     path = storage.join(root, task.file)
     if storage.file_size(fs, path) is None:
         raise SrnetFolderError(f"{path}: shard file is missing (listed in the manifest)")
@@ -318,7 +318,7 @@ def export_dataset(root: str, out: str, fmt: str = "srnet", *, workers: int | No
         return _export_remote(root, out, fmt, overwrite, workers=workers, limit=limit, glyph_masks=glyph_masks,
                               progress=progress, allow_partial=allow_partial)
     out_path = _local_out(out)
-    fs, root_path = storage.resolve(root)
+    fs, root_path = storage.locate(root)
     manifest = read_manifest(fs, root_path)
     entries = readable_entries(fs, root_path, manifest, storage.redact(root), allow_partial)
     rows = sum(int(e["rows"]) for e in entries)

@@ -60,7 +60,7 @@ def _subset(folder: SrnetFolder, names: list[str]) -> SrnetFolder:
 
 def import_shard(task: _Task) -> dict[str, Any]:
     """Stream one shard's samples into the staging prefix; write its done-marker; return its ShardInfo."""
-    fs, _ = storage.resolve(task.root)
+    fs, _ = storage.locate(task.root)
     name = shard_name(task.index, task.total)
     samples = (task.folder.read(n) for n in task.folder.names)
     info = write_shard(storage.join(task.staging, name), samples, task.encoding, filesystem=fs).to_dict()
@@ -120,7 +120,7 @@ def import_folder(src: str, root: str, *, shard_size: int = 1000, encoding: str 
         folder = _subset(folder, folder.names[:limit])
     if not folder.names:
         raise SrnetFolderError(f"{src}: no images in i_s/")
-    fs, out = storage.resolve(root)
+    fs, out = storage.locate(root)
     _listing(fs, out)  # refuses a file in the way before anything is read or written
     staging = storage.join(out, STAGING)
     identity = _job_identity(folder, shard_size, encoding)

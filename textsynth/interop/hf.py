@@ -63,7 +63,7 @@ def load(path: str, keys: Sequence[str] = IMAGE_KEYS, format: str = "numpy",
     """
     import datasets
 
-    fs, root = storage.resolve(path, storage_options=storage_options)
+    fs, root = storage.locate(path, storage_options=storage_options)
     encoding = read_manifest(fs, root)["encoding"]
     ds = datasets.load_from_disk(path, storage_options=storage_options)
     for key in IMAGE_KEYS:  # PNG/JPEG columns are datasets.Image(): keep their bytes, decode them here

@@ -71,8 +71,8 @@ def _complete(fs, path: str, rows: int) -> bool:
 
 def export_parquet(root: str, out: str, progress: Callable[[int], None] | None = None) -> int:
     """Write every shard of `root` as OUT/data-XXXXX-of-NNNNN.parquet; returns the rows in OUT."""
-    fs, src = storage.resolve(root)
-    ofs, dst = storage.resolve(out)
+    fs, src = storage.locate(root)
+    ofs, dst = storage.locate(out)
     manifest = read_manifest(fs, src)
     storage.ensure_dir(ofs, dst)
     total = 0

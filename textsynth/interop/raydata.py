@@ -63,7 +63,7 @@ def datasource_class():
         def __init__(self, path: str, keys: Sequence[str] = IMAGE_KEYS, decode: bool = True,
                      filesystem: Any = None, storage_options: dict | None = None) -> None:
             super().__init__()
-            self._fs, root = storage.resolve(path, filesystem, storage_options)
+            self._fs, root = storage.locate(path, filesystem, storage_options)
             manifest = read_manifest(self._fs, root)
             self._shards = [(storage.join(root, e["file"]), int(e["rows"]), int(e["bytes"]))
                             for e in manifest["shards"]]

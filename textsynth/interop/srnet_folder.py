@@ -162,7 +162,7 @@ class FolderTree:
         if self._fs is None:
             from textsynth.shards import storage
 
-            self._fs, self._base = storage.resolve(self.root)
+            self._fs, self._base = storage.locate(self.root)
         return self._fs
 
     def path(self, *parts: str) -> str:

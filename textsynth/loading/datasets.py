@@ -117,7 +117,7 @@ class ShardDataset(TorchDataset):
                  options: CollateOptions = CollateOptions(), *, filesystem: pafs.FileSystem | None = None,
                  max_open_shards: int | None = None, size_cache_dir: str | None = None,
                  allow_partial: bool = False, ring_slots: int = 8) -> None:
-        fs, self.root = storage.resolve(root, filesystem)
+        fs, self.root = storage.locate(root, filesystem)
         manifest = read_manifest(fs, self.root)
         entries = readable_entries(fs, self.root, manifest, storage.join(self.root, MANIFEST_NAME), allow_partial)
         count = shard_count(manifest)

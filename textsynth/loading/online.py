@@ -36,9 +36,9 @@ class OnlineDataset(IterableDataset):
         if isinstance(config, SynthConfig):
             cfg = config if seed is None else config.replace(seed=seed)
         elif isinstance(config, str) and (config.endswith(".toml") or config.endswith(".json") or os.sep in config):
-            cfg = recipes.resolve(config, None, seed)
+            cfg = recipes.load(config, None, seed)
         else:
-            cfg = recipes.resolve(None, config, seed)
+            cfg = recipes.load(None, config, seed)
         self.config = cfg
         # built once here, then inherited (fork) or pickled (spawn) by the workers: the background index
         # and font checks are not repeated per worker, and a bad pool fails before any worker starts

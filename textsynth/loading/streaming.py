@@ -58,7 +58,7 @@ class StreamingShardDataset(IterableDataset):
                  world_size: int = 1, drop_last: bool = False, filesystem: pafs.FileSystem | None = None,
                  timeout: float = 600.0, poll_interval: float = 1.0, on_timeout: str = "stop",
                  ring_slots: int = 8) -> None:
-        self._fs, self.root = storage.resolve(root, filesystem)
+        self._fs, self.root = storage.locate(root, filesystem)
         self.collator = BatchCollator(keys, options, ring_slots)
         self.batch_size = int(batch_size)
         self.seed, self.epoch = int(seed), int(epoch)

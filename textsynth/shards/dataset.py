@@ -66,7 +66,7 @@ def _dump(obj: Any) -> bytes:
 def write_hf_metadata(fs: pafs.FileSystem | None, root: str, schema: pa.Schema,
                       shard_infos: Iterable[ShardEntry]) -> None:
     """Write dataset_info.json and state.json exactly as `datasets.Dataset.save_to_disk` does."""
-    fs, root = storage.resolve(root, fs)
+    fs, root = storage.locate(root, fs)
     entries = [_entry(i) for i in shard_infos]
     if not entries:
         raise ValueError("shard_infos is empty: datasets.load_from_disk needs at least one shard")
@@ -128,7 +128,7 @@ def _validate_manifest(manifest: Any, where: str) -> dict[str, Any]:
 
 def read_manifest(fs: pafs.FileSystem | None, root: str) -> dict[str, Any]:
     """Read and validate `root/textsynth.json`; ManifestError naming the file on any problem."""
-    fs, root = storage.resolve(root, fs)
+    fs, root = storage.locate(root, fs)
     path = storage.join(root, MANIFEST_NAME)
     try:
         raw = storage.read_bytes(fs, path)
@@ -143,7 +143,7 @@ def read_manifest(fs: pafs.FileSystem | None, root: str) -> dict[str, Any]:
 
 def write_manifest_atomic(fs: pafs.FileSystem | None, root: str, manifest: dict[str, Any]) -> None:
     """Validate and write `root/textsynth.json` (temp + fsync + rename locally, one PUT on object stores)."""
-    fs, root = storage.resolve(root, fs)
+    fs, root = storage.locate(root, fs)
     path = storage.join(root, MANIFEST_NAME)
     _validate_manifest(manifest, path)
     storage.atomic_write_bytes(fs, path, _dump(manifest))
@@ -178,7 +178,7 @@ def verify_shard(fs: pafs.FileSystem | None, path: str, expected: Mapping[str, A
     `expected` is a manifest entry {"file", "rows", "bytes", "sha256"}, optionally with "encoding";
     with `manifest` and `position` the shard's identity metadata is checked against them.
     """
-    fs, path = storage.resolve(path, fs)
+    fs, path = storage.locate(path, fs)
     size = storage.file_size(fs, path)
     if size is None:
         return [f"{path}: shard file is missing"]
@@ -240,7 +240,7 @@ def verify_dataset(root: str, filesystem: pafs.FileSystem | None = None,
 
     `on_shard(rows)` is called after each shard is checked (progress bars)."""
     on_shard = on_shard or (lambda rows: None)
-    fs, root = storage.resolve(root, filesystem)
+    fs, root = storage.locate(root, filesystem)
     try:
         manifest = read_manifest(fs, root)
     except ManifestError as exc:
@@ -328,7 +328,7 @@ class Dataset:
 
     def __init__(self, root: str | os.PathLike[str], filesystem: pafs.FileSystem | None = None,
                  allow_partial: bool = False) -> None:
-        self._fs, self.root = storage.resolve(root, filesystem)
+        self._fs, self.root = storage.locate(root, filesystem)
         self.manifest = read_manifest(self._fs, self.root)
         self.encoding: str = self.manifest["encoding"]
         where = storage.join(self.root, MANIFEST_NAME)

@@ -113,7 +113,7 @@ class ShardReader:
     """Random access to the rows of one shard: `len`, `[i] -> Sample`, `row_meta`, `image_bytes`."""
 
     def __init__(self, path: str | os.PathLike[str], filesystem: pafs.FileSystem | None = None) -> None:
-        self._fs, self.path = storage.resolve(path, filesystem)
+        self._fs, self.path = storage.locate(path, filesystem)
         self.name = posixpath.basename(self.path.replace(os.sep, "/"))
         self._opened: _Opened | None = None
 

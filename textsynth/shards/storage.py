@@ -58,7 +58,7 @@ def s3_from_storage_options(uri: str, options: dict) -> tuple[pafs.FileSystem, s
     return pafs.S3FileSystem(**kwargs), (u.netloc + u.path).rstrip("/")
 
 
-def resolve(path: str, filesystem: pafs.FileSystem | None = None,
+def locate(path: str, filesystem: pafs.FileSystem | None = None,
             storage_options: dict | None = None) -> tuple[pafs.FileSystem, str]:
     """(filesystem, path) for a local path, a URI such as s3://bucket/key, or an explicit filesystem.
 

@@ -133,7 +133,7 @@ class ShardWriter:
         self._codec = get_codec(encoding)
         self.encoding = encoding
         self.batch_rows = batch_rows
-        self._fs, self.path = storage.resolve(path, filesystem)
+        self._fs, self.path = storage.locate(path, filesystem)
         self.name = posixpath.basename(self.path.replace(os.sep, "/"))
         if not self.name or self.name in (".", ".."):
             raise ValueError(f"path {os.fspath(path)!r} does not name a file")

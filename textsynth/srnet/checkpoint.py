@@ -107,7 +107,7 @@ def latest(run_dir: Path) -> Path | None:
 
 
 def read_state(ckpt: Path) -> dict[str, Any]:
-    ckpt = resolve(ckpt)
+    ckpt = find(ckpt)
     try:
         state = json.loads((ckpt / "state.json").read_text())
     except (OSError, ValueError) as e:
@@ -122,13 +122,13 @@ def state_value(ckpt: Path, state: dict[str, Any], *keys: str) -> Any:
     v: Any = state
     for i, k in enumerate(keys):
         if not isinstance(v, dict) or k not in v:
-            raise CheckpointError(f"{resolve(ckpt) / 'state.json'} lacks the key {'.'.join(keys[:i + 1])!r} "
+            raise CheckpointError(f"{find(ckpt) / 'state.json'} lacks the key {'.'.join(keys[:i + 1])!r} "
                                   f"(not a textsynth SRNet checkpoint, or a damaged one)")
         v = v[k]
     return v
 
 
-def resolve(path: Path | str) -> Path:
+def find(path: Path | str) -> Path:
     """A checkpoint folder, or a run folder (its latest checkpoint)."""
     p = Path(path)
     if (p / "state.json").is_file():
@@ -140,7 +140,7 @@ def resolve(path: Path | str) -> Path:
 
 
 def load_module(ckpt: Path, name: str, module: torch.nn.Module) -> None:
-    path = resolve(ckpt) / f"{name}.safetensors"
+    path = find(ckpt) / f"{name}.safetensors"
     try:
         sd = load_file(str(path))
     except (OSError, Exception) as e:  # safetensors raises its own error types
@@ -158,7 +158,7 @@ def load_module(ckpt: Path, name: str, module: torch.nn.Module) -> None:
 def load_training(ckpt: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
                   device: torch.device | None = None) -> dict[str, Any]:
     """Restore weights, optimiser and RNG state; returns state.json (step, data position, ...)."""
-    ckpt = resolve(ckpt)
+    ckpt = find(ckpt)
     state = read_state(ckpt)
     for name, m in modules.items():
         load_module(ckpt, name, m)

@@ -22,7 +22,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Gene
     try:
         gen = Generator(SRNetConfig.from_dict(model))
     except (TypeError, ValueError) as e:
-        raise ckpt.CheckpointError(f"{ckpt.resolve(path) / 'state.json'}: bad model config: {e}") from e
+        raise ckpt.CheckpointError(f"{ckpt.find(path) / 'state.json'}: bad model config: {e}") from e
     ckpt.load_module(Path(path), "gen", gen)
     return gen.to(device).eval()
 

@@ -46,7 +46,7 @@ def refusal() -> str:
             f"or train without those terms with --no-perceptual")
 
 
-def resolve(perceptual: bool, vgg_weights: str | None) -> tuple[VGG19Features | None, dict[str, Any]]:
+def perceptual_setup(perceptual: bool, vgg_weights: str | None) -> tuple[VGG19Features | None, dict[str, Any]]:
     """(the frozen VGG19 or None, the objective record saved in checkpoints). Raises ConfigError when
     perceptual is wanted but no weights can be had (one message naming every way out)."""
     if not perceptual:

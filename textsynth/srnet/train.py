@@ -195,7 +195,7 @@ def train(dataset: str, out: str | Path, cfg: TrainConfig, val: str | None = Non
     amp_dtype = torch.bfloat16 if (cfg.bf16 and cuda) else None
     if cfg.log_format == "tensorboard":
         summary_writer()  # refuses before anything is written when tensorboard is missing
-    vgg, goal = objective.resolve(perceptual, vgg_weights)  # refuses before anything is written
+    vgg, goal = objective.perceptual_setup(perceptual, vgg_weights)  # refuses before anything is written
     if info.main:
         out.mkdir(parents=True, exist_ok=True)
         ckpt.clean_temps(out)

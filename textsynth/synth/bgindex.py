@@ -49,9 +49,9 @@ def _is_uri(s: str) -> bool:
 
 
 def _fs_for(source: str):
-    from ..shards.storage import resolve
+    from ..shards.storage import locate
 
-    return resolve(source)[0]
+    return locate(source)[0]
 
 
 _FS_CACHE: dict[str, object] = {}
@@ -99,9 +99,9 @@ def _candidates(raw: str) -> list[tuple[str, str, str]]:
     if _is_uri(raw):
         import pyarrow.fs as pafs
 
-        from ..shards.storage import resolve
+        from ..shards.storage import locate
 
-        fs, root = resolve(raw)
+        fs, root = locate(raw)
         info = fs.get_file_info(root)
         if info.type == pafs.FileType.File:
             return [(Path(root).name, raw, root)]
