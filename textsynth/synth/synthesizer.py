@@ -22,7 +22,8 @@ from .effects import draw_all as draw_effects
 from .effects import params as effect_params
 from .fill import text_fields
 from .fonts import FontPool
-from .render import composite, effect_extent_em, effect_layers, layout_word, rasterize, render_plain, to_u8
+from .render import (Layers, composite, effect_extent_em, effect_layers, layout_word, rasterize, render_plain,
+                     to_u8)
 from ..sample import GREY, Sample
 from .skeleton import skeletonize
 from .local_contrast import glyph_backgrounds, glyph_regions
@@ -53,6 +54,15 @@ FLATTEN = (1.0, 0.75, 0.5, 0.25, 0.0)  # background contrast kept when no colour
 
 class _TooWide(Exception):
     pass
+
+
+@dataclass
+class Composited:
+    """What `render` composited, per word (source, target): its alpha layers (glyph, border, shadow) and
+    its text colour field (h, w, 3) float32; for tests, checks and glyph-mask export, never stored."""
+
+    layers: list[Layers]
+    text_fields: list[np.ndarray]
 
 
 @dataclass
@@ -92,17 +102,22 @@ class Synthesizer:
             "effects": draw_effects(rng, self.cfg.effects),
         }
 
-    def sample(self, index: int, keep_layers: bool = False) -> Sample:
-        """Sample `index` of this recipe; redraws (bounded) when the words do not fit max_width."""
+    def sample(self, index: int) -> Sample:
+        """Sample `index` of this recipe."""
+        return self.sample_layers(index)[0]
+
+    def sample_layers(self, index: int) -> tuple[Sample, Composited]:
+        """Sample `index` and what was composited into it; redraws (bounded) when the words do not fit
+        max_width."""
         rng = self.rng(index)
         for _ in range(self.cfg.render.max_attempts):
             params = self.draw(rng)
             try:
-                s = self.render(params, keep_layers=keep_layers)
+                s, comp = self.render_layers(params)
             except (_TooWide, UndecodableImage):  # deterministic: the same draws fail on every worker
                 continue
             s.meta.update(id=f"{self.cfg.seed}-{index}", seed=self.cfg.seed, index=index)
-            return s
+            return s, comp
         raise RenderError(f"sample {index}: no draw fitted max_width={self.cfg.render.max_width} "
                           f"in {self.cfg.render.max_attempts} attempts (shorten corpus.max_len?)")
 
@@ -166,8 +181,12 @@ class Synthesizer:
             colors["text2"] = [int(round(v)) for v in second]  # the gradient's other end
         return _Paint(bg, crop, text_h, colors, flatten, fields, fill_keep, contrasts)
 
-    def render(self, params: dict[str, Any], keep_layers: bool = False) -> Sample:
+    def render(self, params: dict[str, Any]) -> Sample:
         """Render the eight images of a drawn sample; pure in (params, config, pools)."""
+        return self.render_layers(params)[0]
+
+    def render_layers(self, params: dict[str, Any]) -> tuple[Sample, Composited]:
+        """`render`, plus each word's layers and text colour field as composited."""
         rcfg = self.cfg.render
         style = StyleDraw.from_dict(params["style"])
         # fixed height: plan at a reference size first (its font object is cached), then re-plan at
@@ -222,9 +241,6 @@ class Synthesizer:
                 "min_glyph_contrast": round(float(p.contrasts.min()), 3) if len(p.contrasts) else None,
                 "background_crop": p.crop.to_dict() if p.crop else None, "text_height": round(p.text_h, 1),
                 "background_flatten": p.flatten, "fill_keep": p.fill_keep, "boxes_s": boxes[0], "boxes_t": boxes[1]}
-        s = Sample(images, meta)
-        if keep_layers:
-            s.layers = layers  # type: ignore[attr-defined]  # test/debug only, never serialised
-            s.text_fields = [np.broadcast_to(np.asarray(colors["text"], np.float32), (h, w, 3)) if f is None else f
-                             for f in fields]  # type: ignore[attr-defined]
-        return s
+        flat = np.asarray(colors["text"], np.float32)
+        return Sample(images, meta), Composited(
+            layers, [np.broadcast_to(flat, (h, w, 3)) if f is None else f for f in fields])
