@@ -171,7 +171,7 @@ def arabic_synth(tmp_path_factory):
 
 
 def _glyph_layer(synth, params):
-    return synth.render(params, keep_layers=True)
+    return synth.render(params)
 
 
 @pytest.mark.parametrize("index", range(4))

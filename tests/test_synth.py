@@ -16,12 +16,12 @@ from textsynth.synth.synthesizer import Synthesizer
 from .conftest import FORCED
 
 
-def deep_check(syn: Synthesizer, s) -> list[str]:
+def deep_check(syn: Synthesizer, s, comp) -> list[str]:
     """Checks that need the render's own layers (glyph alpha) and the font pool."""
     sid = s.meta["id"]
     problems = check_sample(s)
-    glyph_t = s.layers[1].glyph
-    for name, layer in (("source", s.layers[0]), ("target", s.layers[1])):
+    glyph_t = comp.layers[1].glyph
+    for name, layer in (("source", comp.layers[0]), ("target", comp.layers[1])):
         g = layer.glyph
         if g[0].any() or g[-1].any() or g[:, 0].any() or g[:, -1].any():
             problems.append(f"{sid}: {name} glyphs touch the canvas edge (clipped)")
@@ -40,10 +40,10 @@ def deep_check(syn: Synthesizer, s) -> list[str]:
     if not syn.pools.fonts.standard_for(s.meta["text_t"]).covers(s.meta["text_t"]):
         problems.append(f"{sid}: i_t font lacks a glyph")
     # legibility: the text colour against the clean background actually under the glyph cores
-    cores = core | (s.layers[0].glyph >= 0.5)
+    cores = core | (comp.layers[0].glyph >= 0.5)
     bg_under = s.images["t_b"][cores].astype(np.float64).mean(axis=0)
     floor = syn.cfg.style.min_contrast
-    text = np.concatenate([s.text_fields[1][core], s.text_fields[0][s.layers[0].glyph >= 0.5]]).mean(axis=0)
+    text = np.concatenate([comp.text_fields[1][core], comp.text_fields[0][comp.layers[0].glyph >= 0.5]]).mean(axis=0)
     ratio = contrast_ratio(text.astype(np.float64), bg_under)
     # camera effects move the measured background slightly; the colour was chosen before them
     slack = 0.85 if camera_on(s) else 0.98
@@ -63,8 +63,8 @@ def fill_on(s) -> bool:
 def run_many(syn: Synthesizer, n: int) -> tuple[list[str], list]:
     problems, samples = [], []
     for i in range(n):
-        s = syn.sample(i, keep_layers=True)
-        problems += deep_check(syn, s)
+        s, comp = syn.sample_layers(i)
+        problems += deep_check(syn, s, comp)
         samples.append(s)
     return problems, samples
 
@@ -138,16 +138,16 @@ def test_sample_rerenders_from_its_metadata(synth_en):
 
 def test_source_and_target_share_one_style(synth_en):
     for i in range(30):
-        s = synth_en.sample(i, keep_layers=True)
+        s, comp = synth_en.sample_layers(i)
         assert s.meta["text_s"] != s.meta["text_t"]
         # same colour where both words have solid glyph cores
         for img, layer in (("i_s", 0), ("t_f", 1)):
-            solid = s.layers[layer].glyph >= 1.0
+            solid = comp.layers[layer].glyph >= 1.0
             if solid.any() and not camera_on(s):
-                want = np.rint(s.text_fields[layer][solid]) if fill_on(s) else s.meta["colors"]["text"]
+                want = np.rint(comp.text_fields[layer][solid]) if fill_on(s) else s.meta["colors"]["text"]
                 assert (s.images[img][solid] == want).all()
         # t_t and t_f share exact colours on fully covered target pixels
-        solid = s.layers[1].glyph >= 1.0
+        solid = comp.layers[1].glyph >= 1.0
         if not camera_on(s):
             assert np.array_equal(s.images["t_t"][solid], s.images["t_f"][solid])
 

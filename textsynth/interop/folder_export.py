@@ -175,12 +175,11 @@ def _glyph_masks(config: dict, meta: dict, stored_mask_t: np.ndarray, where: str
     if key not in _SYNTH:
         _SYNTH.clear()
         _SYNTH[key] = Synthesizer(from_dict(config))
-    again = _SYNTH[key].render(meta, keep_layers=True)
+    again, comp = _SYNTH[key].render_layers(meta)
     if not np.array_equal(again.images["mask_t"], stored_mask_t):
         raise SrnetFolderError(f"{where}: sample {meta.get('id')!r} does not re-render from its metadata "
                                "(made by another textsynth version?); export without --glyph-masks")
-    layers = again.layers  # type: ignore[attr-defined]
-    return tuple(np.clip(np.rint(layers[i].glyph * 255.0), 0, 255).astype(np.uint8) for i in (1, 0))  # type: ignore
+    return tuple(np.clip(np.rint(comp.layers[i].glyph * 255.0), 0, 255).astype(np.uint8) for i in (1, 0))  # type: ignore
 
 
 def export_shard(task: _Task) -> int:

@@ -1,48 +1,72 @@
-"""One style draw per sample, as plain data, shared by the source and target words.
+"""One style draw per sample, shared by the source and target words: each text effect's typed params.
 
-`sample_style` draws every random number; `palette.resolve_colors` turns the colour draw into final
-colours against the background under each glyph deterministically, so a sample re-renders from its
-metadata alone.
+`sample_style` calls each effect module's draw in a fixed order (the order fixes the bytes of every
+dataset); `StyleDraw.to_dict` is the sample's `style` metadata and `StyleDraw.from_dict` reads it back,
+so a sample re-renders from its metadata alone. `palette.resolve_colors` turns the colour draw into
+final colours against the background under each glyph deterministically.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from .colorspace import contrast_ratio, luminance  # noqa: F401 - re-exported
 from ..config import StyleConfig
-from .palette import draw_colors
+from .effects import bold, border, degrade, oblique, shadow, tracking, underline, warp
+from .palette import ColorDraw, draw_colors
 
 
-def sample_style(rng: np.random.Generator, cfg: StyleConfig, size_range: tuple[float, float]) -> dict[str, Any]:
-    """Draw geometry, effects and raw colour parameters. Lengths are em (fractions of the font size)."""
-    u = lambda r: float(rng.uniform(*r))  # noqa: E731 - tiny local sampler
-    on = lambda p: bool(rng.random() < p)  # noqa: E731
-    rot = float(np.clip(rng.normal(0, cfg.rotation_std_deg), -cfg.rotation_max_deg, cfg.rotation_max_deg))
-    style: dict[str, Any] = {
-        "size": u(size_range),
-        "tracking": u(cfg.tracking) if on(cfg.tracking_p) else 0.0,
-        "oblique_deg": u(cfg.oblique_deg) if on(cfg.oblique_p) else 0.0,
-        "strong": u(cfg.strong) if on(cfg.strong_p) else 0.0,
-        "underline": u(cfg.underline_thickness) if on(cfg.underline_p) else 0.0,
-        "curve": u(cfg.curve) * float(rng.choice([-1.0, 1.0])) if on(cfg.curve_p) else 0.0,
-        "rotation_deg": rot,
-        "shear_deg": float(np.clip(rng.normal(0, cfg.shear_std_deg), -20, 20)),
-        "stretch": float(np.clip(rng.normal(1.0, cfg.stretch_std), 0.6, 1.6)),
-        "perspective": ([float(np.clip(rng.normal(0, cfg.perspective_std), -0.15, 0.15)) for _ in range(2)]
-                        if on(cfg.perspective_p) else [0.0, 0.0]),
-        "border": u(cfg.border) if on(cfg.border_p) else 0.0,
-        "shadow": None,
-        "padding": [u(cfg.padding) for _ in range(4)],  # left, top, right, bottom
-        "blur": u(cfg.blur_sigma) if on(cfg.blur_p) else 0.0,
-        "noise": u(cfg.noise_std) if on(cfg.noise_p) else 0.0,
-        "noise_seed": int(rng.integers(2**31)),
-    }
-    if on(cfg.shadow_p):
-        angle = rng.uniform(0, 2 * np.pi)
-        dist = u(cfg.shadow_offset)
-        style["shadow"] = {"dx": float(dist * np.cos(angle)), "dy": float(dist * np.sin(angle)),
-                           "blur": u(cfg.shadow_blur), "opacity": u(cfg.shadow_opacity)}
-    style["color_draw"] = draw_colors(rng, cfg.palette, cfg.color_uniform_p, cfg.min_contrast).to_dict()
-    return style
+@dataclass(frozen=True)
+class StyleDraw:
+    """Font size (px at native scale), the effects' params and the colour draw. Lengths are em."""
+
+    size: float
+    tracking: tracking.Params
+    oblique: oblique.Params
+    bold: bold.Params
+    underline: underline.Params
+    warp: warp.Params
+    border: border.Params
+    shadow: shadow.Params | None
+    padding: tuple[float, float, float, float]  # canvas padding left, top, right, bottom, em
+    degrade: degrade.Params
+    colors: ColorDraw
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `style` metadata (its keys and order are part of the dataset bytes)."""
+        w, d = self.warp, self.degrade
+        return {
+            "size": self.size, "tracking": self.tracking.em, "oblique_deg": self.oblique.deg,
+            "strong": self.bold.em, "underline": self.underline.em, "curve": w.curve,
+            "rotation_deg": w.rotation_deg, "shear_deg": w.shear_deg, "stretch": w.stretch,
+            "perspective": list(w.perspective), "border": self.border.em,
+            "shadow": None if self.shadow is None else asdict(self.shadow), "padding": list(self.padding),
+            "blur": d.blur, "noise": d.noise, "noise_seed": d.noise_seed, "color_draw": self.colors.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "StyleDraw":
+        sh = d["shadow"]
+        return cls(
+            size=d["size"], tracking=tracking.Params(d["tracking"]), oblique=oblique.Params(d["oblique_deg"]),
+            bold=bold.Params(d["strong"]), underline=underline.Params(d["underline"]),
+            warp=warp.Params(d["rotation_deg"], d["curve"], d["shear_deg"], d["stretch"], tuple(d["perspective"])),
+            border=border.Params(d["border"]), shadow=None if sh is None else shadow.Params(**sh),
+            padding=tuple(d["padding"]), degrade=degrade.Params(d["blur"], d["noise"], d["noise_seed"]),
+            colors=ColorDraw(**d["color_draw"]))
+
+
+def sample_style(rng: np.random.Generator, cfg: StyleConfig, size_range: tuple[float, float]) -> StyleDraw:
+    """Draw every effect of the style from `rng`, in the order the dataset bytes depend on."""
+    rotation = warp.draw_rotation(rng, cfg)
+    size = float(rng.uniform(*size_range))
+    tr, ob, bo, ul = tracking.draw(rng, cfg), oblique.draw(rng, cfg), bold.draw(rng, cfg), underline.draw(rng, cfg)
+    wp = warp.draw(rng, cfg, rotation)
+    bd = border.draw(rng, cfg)
+    padding = tuple(float(rng.uniform(*cfg.padding)) for _ in range(4))
+    dg = degrade.draw(rng, cfg)
+    sh = shadow.draw(rng, cfg)
+    colors = draw_colors(rng, cfg.palette, cfg.color_uniform_p, cfg.min_contrast)
+    return StyleDraw(size, tr, ob, bo, ul, wp, bd, sh, padding, dg, colors)  # type: ignore[arg-type]

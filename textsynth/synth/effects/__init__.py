@@ -1,8 +1,12 @@
-"""Optional text effects, one module each: its config fields, a typed draw from an explicit rng, its apply.
+"""Text effects, one module each: its config fields, a typed draw from an explicit rng, its apply.
 
-Fill effects (gradient, shading, texture, emboss) change the text layer's colour per pixel, so
-t_f stays the composite of the styled text layer on t_b; camera effects (camera) act identically on
-i_s, t_b and t_f after compositing and grow the masks by their reach. See docs/ARCHITECTURE.md.
+Style effects (tracking, oblique, bold, underline, warp, border, shadow, degrade) read flat
+`style.*` recipe keys and are drawn together, in a fixed order, by `synth/style.py` into the sample's
+`style` metadata. Optional effects (below) have one `[effects.<name>]` table each and are drawn by
+`draw_all` into the `effects` metadata. Fill effects (gradient, shading, texture, emboss) change the
+text layer's colour per pixel, so t_f stays the composite of the styled text layer on t_b; camera
+effects (camera, with degrade's blur and noise) act identically on i_s, t_b and t_f after compositing
+and grow the masks by their reach. See docs/ARCHITECTURE.md.
 """
 from __future__ import annotations
 

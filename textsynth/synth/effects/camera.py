@@ -1,5 +1,5 @@
 """Camera effects applied identically to i_s, t_b and t_f after compositing: Gaussian blur and sensor
-noise (drawn by the style), motion blur, defocus blur and JPEG compression (drawn here).
+noise (drawn by `degrade`), motion blur, defocus blur and JPEG compression (drawn here).
 
 Each spreads text into nearby pixels, so the coverage masks grow by the effect's reach (kernel radius;
 for JPEG every 8x8 block the text touches, encoded 4:4:4 so blocks do not share chroma): outside the
@@ -14,7 +14,7 @@ import numpy as np
 
 from ...checks import check_fields
 from ...typedconfig import TypedConfig
-from ..render import gaussian_radius
+from . import degrade
 
 
 @dataclass(frozen=True)
@@ -71,15 +71,15 @@ def disk_kernel(radius: float) -> np.ndarray:
     return k / k.sum()
 
 
-def apply(style: dict, p: Params | None, images: list[np.ndarray], covs: list[np.ndarray]):
+def apply(dg: degrade.Params, p: Params | None, images: list[np.ndarray], covs: list[np.ndarray]):
     """images: (h, w, 3) i_s, t_b, t_f (float32 or uint8); covs: bool coverage masks. Returns uint8
-    images and masks."""
-    if not (style["blur"] > 0 or style["noise"] > 0 or p is not None):
+    images and masks. Order: Gaussian blur, motion, defocus, noise, JPEG."""
+    if not (dg.blur > 0 or dg.noise > 0 or p is not None):
         return [x if x.dtype == np.uint8 else np.clip(np.rint(x), 0, 255).astype(np.uint8) for x in images], covs
     images = [x.astype(np.float32) for x in images]
-    if style["blur"] > 0:
-        images = [cv2.GaussianBlur(x, (0, 0), style["blur"]) for x in images]
-        covs = _grow(covs, gaussian_radius(style["blur"]))
+    images, r = degrade.blur(dg, images)
+    if r is not None:
+        covs = _grow(covs, r)
     if p is not None and p.motion_length:
         k = motion_kernel(p.motion_length, p.motion_angle_deg)
         images = [cv2.filter2D(x, -1, k) for x in images]
@@ -88,9 +88,7 @@ def apply(style: dict, p: Params | None, images: list[np.ndarray], covs: list[np
         k = disk_kernel(p.defocus_radius)
         images = [cv2.filter2D(x, -1, k) for x in images]
         covs = _grow(covs, k.shape[0] // 2)
-    if style["noise"] > 0:
-        n = np.random.default_rng(style["noise_seed"]).standard_normal(images[0].shape, dtype=np.float32) * style["noise"]
-        images = [x + n for x in images]
+    images = degrade.add_noise(dg, images)
     out = [np.clip(np.rint(x), 0, 255).astype(np.uint8) for x in images]
     if p is not None and p.jpeg_quality:
         params = [cv2.IMWRITE_JPEG_QUALITY, p.jpeg_quality,
