@@ -50,8 +50,8 @@ def generate(plan: Plan, *, address: str | None = None, num_cpus: int | None = N
                 delete(fs, root, found.doomed)
                 remove_stale_temps(fs, root)
                 done = sum(e["rows"] for e in landed.values())
-                with Workers(plan, pools, target, fingerprint, len(todo)) as workers, \
-                        progress_bar(progress, plan.count, done) as advance:
+                with (Workers(plan, pools, target, fingerprint, len(todo)) as workers,
+                      progress_bar(progress, plan.count, done) as advance):
                     del pools  # the object store holds them now
                     for result in workers.render(todo):
                         check_landed(fs, root, result["entry"], result["stats"])
