@@ -1,7 +1,7 @@
 """End-to-end generation through Ray against the same work in-process; bytes per sample per encoding.
 
 Prints JSON. All runs happen side by side in one invocation (the machine is shared and noisy):
-  - in-process: render_shard over every shard, one core, no Ray;
+  - in-process: one ShardWorker renders every shard, one core, no Ray;
   - Ray with a 1-CPU and a 2-CPU local cluster (cluster start reported separately);
   - each encoding's bytes per sample on the same rendered samples.
 Run it inside a loopback-only namespace on these machines:
@@ -22,7 +22,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import ray  # noqa: E402
 
 from textsynth import recipes  # noqa: E402
-from textsynth.generate.driver import Plan, generate, render_shard  # noqa: E402
+from textsynth.generate import Plan, generate  # noqa: E402
+from textsynth.generate.worker import ShardWorker  # noqa: E402
 from textsynth.shards.encodings import ENCODINGS  # noqa: E402
 from textsynth.shards.writer import ShardWriter  # noqa: E402
 from textsynth.synth.synthesizer import Pools, Synthesizer  # noqa: E402
@@ -32,10 +33,9 @@ def in_process(cfg, count: int, shard_size: int, out: str) -> dict:
     """The pipeline's per-shard work run serially in this process (pool build included, like a worker)."""
     plan = Plan(out=out, count=count, cfg=cfg, shard_size=shard_size)
     w0, c0 = time.perf_counter(), time.process_time()
-    pools = Pools.from_config(cfg)
+    worker = ShardWorker(plan, Pools.from_config(cfg), out)
     for k in range(plan.num_shards):
-        start, stop = plan.shard_range(k)
-        render_shard(cfg.to_dict(), [pools], out, k, plan.num_shards, start, stop, "lz4")
+        worker.render_shard(k)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     return {"samples": count, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
             "samples_per_s": round(count / wall, 1)}

@@ -53,7 +53,8 @@ def main() -> None:
         r = measure(lang, args.count, args.height)
         if args.baseline:
             env = {**os.environ, "PYTHONPATH": os.path.abspath(args.baseline), "TEXTSYNTH_ASSETS": os.path.abspath(args.baseline)}
-            out = subprocess.run([sys.executable, __file__, "--lang", lang, "--count", str(args.count),
+            script = os.path.join(args.baseline, "benchmarks", "bench_synth.py")  # its own imports, its layout
+            out = subprocess.run([sys.executable, script if os.path.isfile(script) else __file__, "--lang", lang, "--count", str(args.count),
                                   "--height", str(args.height)], env=env, capture_output=True, text=True, check=True)
             base = json.loads(out.stdout)
             r = {"lang": lang, "this": r, "baseline": base,

@@ -18,7 +18,7 @@ from PIL import Image
 from textsynth import recipes
 from textsynth.synth.backgrounds import BackgroundPool
 from textsynth.config import BackgroundConfig
-from textsynth.generate.driver import Plan, generate
+from textsynth.generate import Plan, generate
 
 ray = pytest.importorskip("ray")
 CLI = [str(Path(sys.executable).parent / "textsynth")]

@@ -20,7 +20,7 @@ import pytest
 
 from textsynth import recipes
 from textsynth.errors import CorpusError, FontError, TextsynthError
-from textsynth.generate.driver import Plan, generate
+from textsynth.generate import Plan, generate
 from textsynth.shards.dataset import read_manifest, shard_name, verify_dataset
 from textsynth.shards.lock import LOCK_NAME, LockedError
 from textsynth.shards.schema import SHARD_IDENTITY_KEY
@@ -272,10 +272,11 @@ def test_secret_uri_never_printed_or_written_and_object_store_lock(s3, tmp_path)
 
 
 def test_font_cache_is_private_and_checked_by_content(tmp_path, monkeypatch):
+    from textsynth.assets import asset_root
     from textsynth.synth import fonts
 
-    data = (Path(fonts.__file__).resolve().parents[1] / "fonts" / "DejaVuSans.ttf").read_bytes()
-    other = (Path(fonts.__file__).resolve().parents[1] / "fonts" / "DejaVuSerif.ttf").read_bytes()
+    data = (asset_root() / "fonts" / "DejaVuSans.ttf").read_bytes()
+    other = (asset_root() / "fonts" / "DejaVuSerif.ttf").read_bytes()
     monkeypatch.setattr(fonts, "_FONT_FILES", {})
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -347,7 +348,7 @@ def test_cli_deleted_shard_in_preview_and_debug_traceback(small_ds, tmp_path):
 def test_driver_refuses_a_shard_it_cannot_see_as_written_naming_the_node(small_ds):
     """What the driver does after every task: the shard must be on the output filesystem with the
     size and sha256 the worker reported (here: a real shard, reported with other bytes / another name)."""
-    from textsynth.generate.driver import check_landed
+    from textsynth.generate.output import check_landed
     from textsynth.shards import storage
 
     fs, root = storage.locate(str(small_ds))

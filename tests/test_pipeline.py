@@ -22,7 +22,8 @@ import pytest
 from textsynth import recipes
 from textsynth.errors import TextsynthError
 from textsynth.fingerprint import dataset_fingerprint, identity_parts
-from textsynth.generate.driver import Plan, generate, render_shard
+from textsynth.generate import Plan, generate
+from textsynth.generate.worker import ShardWorker
 from textsynth.sample import IMAGE_KEYS
 from textsynth.shards.dataset import Dataset, read_manifest, shard_name, verify_dataset
 from textsynth.synth.synthesizer import Pools
@@ -47,13 +48,11 @@ def reference_shas(cfg, count: int, shard_size: int, tmp: Path) -> dict[str, str
     key = (cfg.seed, count, shard_size)
     if key not in _REFS:
         plan = Plan(out=str(tmp), count=count, cfg=cfg, shard_size=shard_size)
-        pools = Pools.from_config(cfg)
         fingerprint = dataset_fingerprint(identity_parts(cfg, count, shard_size, "lz4"))
+        worker = ShardWorker(plan, Pools.from_config(cfg), str(tmp), fingerprint)
         out = {}
         for k in range(plan.num_shards):
-            start, stop = plan.shard_range(k)
-            e = render_shard(cfg.to_dict(), [pools], str(tmp), k, plan.num_shards, start, stop, "lz4",
-                             fingerprint)["entry"]
+            e = worker.render_shard(k)["entry"]
             out[e["file"]] = e["sha256"]
         _REFS[key] = out
     return _REFS[key]
@@ -139,7 +138,7 @@ def test_killed_worker_still_ends_in_complete_correct_dataset(ray_cluster, smoke
     killed = None
     deadline = time.time() + 60
     while killed is None and time.time() < deadline and t.is_alive():
-        busy = cmdline_pids(b"ray::render_shard")
+        busy = cmdline_pids(b"ray::ShardWorker.render_shard")
         if busy:
             os.kill(busy[0], signal.SIGKILL)
             killed = busy[0]

@@ -15,7 +15,7 @@ import pytest
 
 from textsynth import recipes
 from textsynth.errors import TextsynthError
-from textsynth.generate.driver import Plan, generate
+from textsynth.generate import Plan, generate
 from textsynth.sample import IMAGE_KEYS
 from textsynth.shards.dataset import Dataset, read_manifest, verify_dataset
 

@@ -7,8 +7,8 @@ import os
 import click
 from pyarrow.fs import LocalFileSystem
 
-from ..generate.driver import DEFAULT_SHARD_SIZE, Plan, generate
 from ..errors import TextsynthError
+from ..generate import DEFAULT_SHARD_SIZE, Plan, generate
 from ..shards.encodings import ENCODINGS
 from ..shards.storage import atomic_write_bytes, redact
 from .options import add, overrides, recipe, resolve_recipe

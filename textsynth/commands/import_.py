@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
+from ..generate import DEFAULT_SHARD_SIZE
 from ..interop.folder_import import import_folder
-from ..generate.driver import DEFAULT_SHARD_SIZE
 from ..shards.encodings import ENCODINGS
 from ..interop.srnet_folder import FolderTree
 
