@@ -1,4 +1,4 @@
-"""Where shard bytes live: resolve paths/URIs to a pyarrow FileSystem and write files atomically.
+"""Where shard bytes live: paths and URIs resolved to a pyarrow FileSystem, atomic writes there, redaction.
 
 Local files are written to a hidden temp name, fsynced and renamed; on object stores (S3, GCS)
 the final key is written directly, because an object only appears when its upload completes.
