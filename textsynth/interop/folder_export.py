@@ -163,19 +163,17 @@ def _prepare_staging(staging: Path, identity: str) -> None:
     storage.atomic_write_bytes(pafs.LocalFileSystem(), str(job), json.dumps({"identity": identity}).encode())
 
 
-_SYNTH: dict[str, Any] = {}
-
-
-def _glyph_masks(config: dict, meta: dict, stored_mask_t: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """(mask_t, mask_s) as soft glyph alpha only (no border/shadow), re-rendered from the sample's meta."""
-    from textsynth.config import from_dict
+def _synthesizer(config: dict) -> Any:
+    """The dataset's own recipe, to re-render samples from their metadata (built once per shard task)."""
+    from textsynth.config import SynthConfig
     from textsynth.synth.synthesizer import Synthesizer
 
-    key = json.dumps(config, sort_keys=True)
-    if key not in _SYNTH:
-        _SYNTH.clear()
-        _SYNTH[key] = Synthesizer(from_dict(config))
-    again, comp = _SYNTH[key].render_layers(meta)
+    return Synthesizer(SynthConfig.from_dict(config))
+
+
+def _glyph_masks(syn: Any, meta: dict, stored_mask_t: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mask_t, mask_s) as soft glyph alpha only (no border/shadow), re-rendered from the sample's meta."""
+    again, comp = syn.render_layers(meta)
     if not np.array_equal(again.images["mask_t"], stored_mask_t):
         raise SrnetFolderError(f"{where}: sample {meta.get('id')!r} does not re-render from its metadata "
                                "(made by another textsynth version?); export without --glyph-masks")
@@ -197,6 +195,7 @@ def export_shard(task: _Task) -> int:
                    storage.redact(path))
     staging = Path(task.staging)
     rows: list[list[str]] = []
+    syn = _synthesizer(task.config or {}) if task.glyph_masks and task.take else None
     try:
         if len(reader) != task.rows:
             raise SrnetFolderError(f"{path}: {len(reader)} rows, manifest says {task.rows}")
@@ -208,7 +207,7 @@ def export_shard(task: _Task) -> int:
             texts = [check_text(meta.get("id"), f, str(meta.get(f, ""))) for f in LABEL_FILES]
             images = dict(sample.images)
             if task.glyph_masks:
-                images["mask_t"], images["mask_s"] = _glyph_masks(task.config or {}, meta, images["mask_t"], path)
+                images["mask_t"], images["mask_s"] = _glyph_masks(syn, meta, images["mask_t"], path)
             if task.fmt == "srnet-predict":
                 for key in ("i_s", "i_t"):
                     (staging / f"{stem}_{key}.png").write_bytes(encode_png(key, images[key], f"{path} row {r}"))
