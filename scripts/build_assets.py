@@ -884,6 +884,11 @@ def _registry_images(cache: Path) -> list[dict]:
             else:
                 covered = how[2]
                 lic, para = bs.dep5_paragraph(text, covered)
+            if lic == "MIT":  # the permission notice must travel with the work: quote the full text too
+                full = bs.dep5_license_text(text, lic)
+                if full is None:
+                    raise RuntimeError(f"{out_name}: no MIT licence text in /{how[1]}")
+                para = para + "\n\n" + full
             lic = "CC0-1.0" if lic in ("CC0", "CC0-1.0") else lic
             statement = f"From `/{how[1]}` in {spec['name']} {spec['version']} (paragraph covering `{covered}`)"
             quote = para
@@ -942,7 +947,9 @@ def build_backgrounds(cache: Path | None = None) -> list:
         })
         pk = it["package"]
         md_rows.append(f"| `{out_name}` | {pk['name']} {pk['version']} ({pk['registry']}) | `{it['path']}` | {lic} |")
-        md_quotes.append(f"### `{out_name}`\n\n{it['statement']}:\n\n{_quote(it['quote'])}\n")
+        url = bs.LICENSE_URLS.get(lic)
+        link = f"\nLicence: {lic}" + (f" (<{url}>)" if url else "") + "\n"
+        md_quotes.append(f"### `{out_name}`\n\n{it['statement']}:\n\n{_quote(it['quote'])}\n{link}")
         report.append((out_name, chk.size, chk.mode, len(data), lic))
         log(f"  {'wrote' if changed else 'ok   '} {out_name:36s} {chk.size[0]}x{chk.size[1]} {chk.mode:3s} "
             f"{len(data)/1024:7.1f} KB  {lic}")

@@ -30,7 +30,7 @@ def test_manifest_matches_the_files_on_disk():
     listed = [e["file"] for e in images]
     on_disk = sorted(p.name for p in BG.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     assert len(listed) == len(set(listed)) and sorted(listed) == on_disk
-    assert len(images) >= 88
+    assert len(images) >= 100
     total = 0
     for e in images:
         data = (BG / e["file"]).read_bytes()
