@@ -230,7 +230,8 @@ def fetch(key: str, cache: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
     digest = sha256_file(dest)
     if digest != spec["sha256"]:
-        raise SourceError(f"{dest}: sha256 {digest} does not match the pinned {spec['sha256']}")
+        raise SourceError(f"{dest}: sha256 {digest} does not match the pinned {spec['sha256']} "
+                          "(delete the file to fetch it again; a changed upstream file needs a new pin)")
     return dest
 
 

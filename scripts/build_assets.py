@@ -1117,7 +1117,11 @@ def main(argv=None) -> int:
         build_fonts()
     if "backgrounds" in parts:
         log("backgrounds/")
-        build_backgrounds(args.cache)
+        try:
+            build_backgrounds(args.cache)
+        except RuntimeError as err:  # bg_sources.SourceError too: a failed fetch, hash or licence check
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     if "corpora" in parts:
         log("corpora/")
         build_corpora()
