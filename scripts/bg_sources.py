@@ -78,12 +78,12 @@ def _add_budgie(key: str, names: str, ext: str) -> None:
 
 _add_budgie("budgie3", "abstract-spiral beacon-street-sunset blue-periwinkle canyon-wren casa-mila "
             "extreme-desert-hike high-trestle-trail lake-sherburne oakland-zoo-otters ocean-waves perched-osprey "
-            "piazza-gae-aulenti roman-colosseum saturnian-profile singaporean-cityscape tea-gardens", "jpg")
+            "piazza-gae-aulenti roman-colosseum saturnian-profile tea-gardens", "jpg")
 _add_budgie("budgie4", "sunning-anhinga perched-shrike the-spices-of-life pondering-heron", "jxl")
 
 for _n in ("aitzgorri_by_Aitzol_Berasategi friends_by_Aitzol_Berasategi life_by_Aitzol_Berasategi "
            "picosdeeuropa_by_Aitzol_Berasategi Picture_0B_by_freespace Picture_1A_by_freespace "
-           "seeding_by_Clements_Engelhardt sunset_by_Aitzol_Berasategi").split():
+           "seeding_by_Clements_Engelhardt").split():
     IMAGES.append((f"lomiri-{_n.split('_by_')[0].lower().replace('_', '-')}.jpg", "lomiri", f"{_LOMIRI}/{_n}.jpg",
                    ("dep5", "usr/share/doc/lomiri-wallpapers-16.04/copyright", f"16.04/{_n}.jpg")))
 
@@ -148,6 +148,8 @@ EXCLUDED = {
     "scikit-image 0.26.0: skimage/data/rocket.jpg": "mission logo on the fairing",
     "budgie-backgrounds 3.0-1: valley-midnight.jpg": "flat vector artwork, not a photo",
     "budgie-backgrounds 3.0-1: waves-midnight.jpg": "flat vector artwork, not a photo",
+    "budgie-backgrounds 3.0-1: singaporean-cityscape.jpg": "lit corporate logos on the towers",
+    "lomiri-wallpapers-16.04: sunset_by_Aitzol_Berasategi.jpg": "orientation table with engraved markings",
     "lomiri-wallpapers-16.04: umang_by_Abhishek_Mudgal.jpg": "digital artwork, not a photo",
     "lomiri-wallpapers-16.04: Wine_by_Jakkub_Mede.jpg": "text on the bottle label",
     "gcompris-qt-data: measuringTape3, measuringTape4": "printed numbers",
