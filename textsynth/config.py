@@ -82,7 +82,7 @@ class BackgroundConfig(TypedConfig):
 
     bundled: bool = True
     extra: tuple[str, ...] = ()  # image files, folders, globs, list files (.txt/.lst) or s3://... prefixes
-    texture_p: float = 0.25  # share of procedural textures (when images exist)
+    texture_p: float = 0.15  # share of procedural textures (when images exist); photos are the default
     texture_pool: int = 24  # procedural textures generated per process (deterministic per index)
     texture_size: int = 384
     min_side: int = 32  # smaller images are rejected
