@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from textsynth.bgindex import BUNDLED, build_index
+from textsynth.synth.bgindex import BUNDLED, build_index
 from textsynth.config import BackgroundConfig
 
 ROOT = Path(__file__).resolve().parents[1]
