@@ -63,17 +63,17 @@ def command(s: dict) -> str:
 
 
 def summarise(paths: list[str]) -> str:
-    """Markdown: the runs side by side at matched CPU-seconds (the last evaluation at or below the CPU-seconds
-    every run reached), then each run's final evaluation and its whole curve."""
+    """Markdown: the runs side by side at matched CPU-seconds (each run's evaluation nearest to the CPU-seconds
+    every run reached), then each run's last evaluation and its whole curve."""
     runs = [read_run(p) for p in paths]
     matched = min(r["evals"][-1]["train_cpu_s"] for r in runs)
     f = lambda v, d=2: "" if v is None else f"{v:.{d}f}"   # noqa: E731
-    out = [f"At matched CPU: the last evaluation at or below {matched:.0f} train CPU-s (reached by every run).", "",
+    out = [f"At matched CPU: each run's evaluation nearest to {matched:.0f} train CPU-s (reached by every run).", "",
            "| setting | step | train CPU-s | PSNR dB | SSIM | PSNR gain over identity | SSIM gain | identity PSNR | "
            "final step | final CPU-s | final PSNR | final gain | best PSNR (step) | finished |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
-        at = [e for e in r["evals"] if e["train_cpu_s"] <= matched + 1e-6][-1]
+        at = min(r["evals"], key=lambda e: abs(e["train_cpu_s"] - matched))
         last = r["evals"][-1]
         best = max(r["evals"], key=lambda e: e["model"]["psnr"] or -1)
         out.append(f"| `{command(r['start'])}` | {at['step']} | {at['train_cpu_s']:.0f} | {f(at['model']['psnr'])} | "
