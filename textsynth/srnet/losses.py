@@ -41,7 +41,7 @@ class LossConfig(TypedConfig):
     g_every: update the generator every g_every-th step (1 = every step; 2 = D every step, G every second).
     """
 
-    gan: str = "lsgan"  # best validation L1/PSNR of the settings benchmarks/bench_gan.py compares
+    gan: str = "lsgan"  # the best PSNR curve of the settings benchmarks/bench_learn.py compares (README)
     text_l1: float = 1.0
     text_l1_masked: bool = True
     text_dice: float = 1.0
