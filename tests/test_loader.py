@@ -509,7 +509,7 @@ def test_profile_command_writes_json_and_plot(root, tmp_path):
     from textsynth.commands.profile import command
 
     out = tmp_path / "prof"
-    result = CliRunner().invoke(command, [root, "--workers", "0,1", "--batch-size", "16", "--batches", "3",
+    result = CliRunner().invoke(command, [root, "--workers", "0,1", "--batch-size", "4", "--batches", "3",
                                           "--warmup", "1", "--png-limit", "48", "--model", "srnet",
                                           "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -34,11 +34,12 @@ def read_log(run: Path) -> list[dict]:
 
 
 def test_a_few_hundred_steps_reduce_l1_and_dice(small_ds, tmp_path):
+    # 200 steps: measured ratios at step 200 were t_l1 0.53, f_l1 0.60, Dice -0.14 (at 300: 0.54, 0.66, -0.16)
     torch.set_num_threads(2)
-    train(small_ds, tmp_path / "run", tiny(log_every=10, lr=5e-4), max_steps=300, log=lambda s: None)
+    train(small_ds, tmp_path / "run", tiny(log_every=10, lr=5e-4), max_steps=200, log=lambda s: None)
     recs = read_log(tmp_path / "run")
     first, last = recs[0], recs[-1]
-    assert last["step"] == 300
+    assert last["step"] == 200
     assert last["t_l1"] < 0.7 * first["t_l1"], (first["t_l1"], last["t_l1"])
     assert last["f_l1"] < 0.7 * first["f_l1"], (first["f_l1"], last["f_l1"])
     assert last["t_dice"] < first["t_dice"] - 0.05, (first["t_dice"], last["t_dice"])
