@@ -17,6 +17,7 @@ from .bgindex import (IMAGE_SUFFIXES, MAX_PIXELS, Entry, Rejected, build_index, 
                       read_entry_bytes, warn_rejected)
 from ..config import BackgroundConfig
 from ..errors import BackgroundError
+from .draws import sometimes
 from .textures import FAMILIES, make_texture
 
 MAX_SIDE = 1024  # images are downscaled to this on load to bound worker memory
@@ -169,7 +170,7 @@ class BackgroundPool:
             "brightness": float(rng.uniform(*cfg.brightness)),
             "contrast": float(rng.uniform(*cfg.contrast)),
             "saturation": float(rng.uniform(*cfg.saturation)),
-            "blur": float(rng.uniform(*cfg.blur_sigma)) if rng.random() < cfg.blur_p else 0.0,
+            "blur": sometimes(rng, cfg.blur_p, cfg.blur_sigma),
         }
 
     def apply(self, params: dict[str, Any], height: int, width: int, text_region: np.ndarray, text_h: float,

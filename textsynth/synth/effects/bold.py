@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ..draws import sometimes
+
 if TYPE_CHECKING:  # config imports the effects package
     from ...config import StyleConfig
 
@@ -19,7 +21,7 @@ class Params:
 
 
 def draw(rng: np.random.Generator, cfg: StyleConfig) -> Params:
-    return Params(float(rng.uniform(*cfg.strong)) if rng.random() < cfg.strong_p else 0.0)
+    return Params(sometimes(rng, cfg.strong_p, cfg.strong))
 
 
 def radius_px(p: Params, size: float) -> int:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ..draws import sometimes
+
 if TYPE_CHECKING:  # config imports the effects package
     from ...config import StyleConfig
 
@@ -19,7 +21,7 @@ class Params:
 
 
 def draw(rng: np.random.Generator, cfg: StyleConfig) -> Params:
-    return Params(float(rng.uniform(*cfg.border)) if rng.random() < cfg.border_p else 0.0)
+    return Params(sometimes(rng, cfg.border_p, cfg.border))
 
 
 def extent_em(p: Params) -> float:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ..draws import sometimes
+
 if TYPE_CHECKING:  # config imports the effects package
     from ...config import StyleConfig
 
@@ -22,8 +24,8 @@ class Params:
 
 
 def draw(rng: np.random.Generator, cfg: StyleConfig) -> Params:
-    blur = float(rng.uniform(*cfg.blur_sigma)) if rng.random() < cfg.blur_p else 0.0
-    noise = float(rng.uniform(*cfg.noise_std)) if rng.random() < cfg.noise_p else 0.0
+    blur = sometimes(rng, cfg.blur_p, cfg.blur_sigma)
+    noise = sometimes(rng, cfg.noise_p, cfg.noise_std)
     return Params(blur, noise, int(rng.integers(2**31)))
 
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..draws import sometimes
+
 if TYPE_CHECKING:  # config imports the effects package
     from ...config import StyleConfig
 
@@ -18,4 +20,4 @@ class Params:
 
 
 def draw(rng: np.random.Generator, cfg: StyleConfig) -> Params:
-    return Params(float(rng.uniform(*cfg.oblique_deg)) if rng.random() < cfg.oblique_p else 0.0)
+    return Params(sometimes(rng, cfg.oblique_p, cfg.oblique_deg))

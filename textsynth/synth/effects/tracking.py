@@ -9,6 +9,8 @@ import numpy as np
 
 from ...scripts import needs_shaping
 
+from ..draws import sometimes
+
 if TYPE_CHECKING:  # config imports the effects package
     from ...config import StyleConfig
 
@@ -19,7 +21,7 @@ class Params:
 
 
 def draw(rng: np.random.Generator, cfg: StyleConfig) -> Params:
-    return Params(float(rng.uniform(*cfg.tracking)) if rng.random() < cfg.tracking_p else 0.0)
+    return Params(sometimes(rng, cfg.tracking_p, cfg.tracking))
 
 
 def em_for(p: Params, text: str) -> float:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import ImageDraw
 
+from ..draws import sometimes
+
 if TYPE_CHECKING:  # config imports the effects package
     from ...config import StyleConfig
 
@@ -19,7 +21,7 @@ class Params:
 
 
 def draw(rng: np.random.Generator, cfg: StyleConfig) -> Params:
-    return Params(float(rng.uniform(*cfg.underline_thickness)) if rng.random() < cfg.underline_p else 0.0)
+    return Params(sometimes(rng, cfg.underline_p, cfg.underline_thickness))
 
 
 def span(descent: float, thickness: float) -> tuple[float, float]:
