@@ -18,15 +18,13 @@ from textsynth.srnet.losses import LossConfig, VGG19Features, gram_matrix, perce
 from textsynth.srnet.model import SRNetConfig  # noqa: E402
 from textsynth.srnet.train import TrainConfig, train  # noqa: E402
 
-from .support.training import CLI, small_dataset  # noqa: E402
+from .support.training import CLI, small_dataset, torch_threads  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(n)
+    with torch_threads(2):
+        yield
 
 
 @pytest.fixture(scope="module")

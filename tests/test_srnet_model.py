@@ -15,6 +15,7 @@ from textsynth.srnet.losses import (  # noqa: E402
 )
 from textsynth.srnet.model import Discriminator, Generator, SRNetConfig, count_params  # noqa: E402
 from textsynth.srnet.step import make_optimizers, to_device_normalised, train_step  # noqa: E402
+from .support.training import torch_threads  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PLATEAU = -math.log(0.01) - math.log(0.99)   # 4.6152: the port's frozen discriminator loss
@@ -28,10 +29,8 @@ def _load_port():
 
 @pytest.fixture(autouse=True)
 def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(min(2, n))
-    yield
-    torch.set_num_threads(n)
+    with torch_threads(min(2, torch.get_num_threads())):
+        yield
 
 
 TINY = SRNetConfig(width=0.125)

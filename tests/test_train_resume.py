@@ -18,7 +18,7 @@ from safetensors.torch import load_file  # noqa: E402
 from textsynth.srnet import checkpoint as ckpt  # noqa: E402
 from textsynth.srnet.train import TrainingStopped  # noqa: E402
 
-from .support.training import CLI, small_dataset, tiny, train  # noqa: E402
+from .support.training import CLI, small_dataset, tiny, train, torch_threads  # noqa: E402
 KEYS = ("i_s", "i_t", "t_sk", "t_t", "t_b", "t_f", "mask_t")
 
 
@@ -29,10 +29,8 @@ def small_ds(tmp_path_factory) -> str:
 
 @pytest.fixture(autouse=True)
 def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with torch_threads(1):
+        yield
 
 
 

@@ -1,6 +1,7 @@
 """What the trainer tests share: a tiny CPU config, the trainer without VGG19, small datasets, one-line refusals."""
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,19 @@ from textsynth.srnet.train import TrainConfig
 from textsynth.srnet.train import train as _train
 
 CLI = str(Path(sys.executable).parent / "textsynth")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to n for the block, restored afterwards."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def tiny(**kw) -> TrainConfig:
