@@ -14,11 +14,8 @@ PARTS = ("shard_format", "config", "seed", "count", "shard_size", "encoding", "a
 
 
 def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def asset_files(cfg: SynthConfig) -> list[tuple[str, str, Path]]:

@@ -108,14 +108,11 @@ def font_cache_dir() -> str:
 
 
 def _same_content(path: str, digest: str) -> bool:
-    h = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
+            return hashlib.file_digest(fh, "sha256").hexdigest() == digest
     except OSError:
         return False
-    return h.hexdigest() == digest
 
 
 def font_file(data: bytes, name: str) -> str:
