@@ -32,10 +32,6 @@ class TypedConfig:
     def check(self, path: str) -> None:
         """Raise ConfigError naming `path.<key>` for a value out of range (override per class)."""
 
-    def validate(self: C, path: str | None = None) -> C:
-        self.check(path or self.SECTION)
-        return self
-
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (tuples become lists); `from_dict(to_dict())` round-trips."""
         return json.loads(json.dumps(dataclasses.asdict(self)))

@@ -83,7 +83,7 @@ class Synthesizer:
     """Renders sample i of a recipe; construct once per process (pools are the expensive part)."""
 
     def __init__(self, cfg: SynthConfig, pools: Pools | None = None):
-        self.cfg = cfg.validate()
+        self.cfg = cfg  # checked when it was built (TypedConfig)
         self.pools = pools or Pools.from_config(cfg)
 
     def rng(self, index: int) -> np.random.Generator:
