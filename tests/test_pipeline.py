@@ -155,7 +155,7 @@ def test_killed_driver_then_rerun_equals_uninterrupted_run(smoke_cfg, tmp_path):
     out = tmp_path / "ds"
     marker = new_marker()
     tmp = tempfile.mkdtemp(prefix="tsr-")
-    cmd = CLI + ["generate", "--out", str(out), "--count", "600", "--shard-size", "40", "--pipeline", "smoke",
+    cmd = CLI + ["generate", "--out", str(out), "--count", "360", "--shard-size", "24", "--pipeline", "smoke",
                  "--seed", "5", "--num-cpus", "2", "--quiet"]
     try:
         proc = subprocess.Popen(cmd, env=env_for(marker, tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -183,37 +183,56 @@ def test_killed_driver_then_rerun_equals_uninterrupted_run(smoke_cfg, tmp_path):
     finally:
         kill_marked(marker)
         shutil.rmtree(tmp, ignore_errors=True)
-    assert shas(out) == reference_shas(smoke_cfg, 600, 40, tmp_path / "ref")
+    assert shas(out) == reference_shas(smoke_cfg, 360, 24, tmp_path / "ref")
     assert read_manifest(None, str(out))["complete"] is True
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temp files left
 
 
-def test_two_node_cluster_via_address(smoke_cfg, tmp_path):
-    marker = new_marker()
-    tmp = tempfile.mkdtemp(prefix="tsr-")
+def test_two_node_cluster_via_address_and_a_node_blind_to_out_is_refused(smoke_cfg, tmp_path):
+    """Two real nodes joined with --address: a relative --out lands where the driver runs, every shard is
+    written once, spread over both nodes, byte-identical to one process. Where user+mount namespaces
+    exist, the second node runs in one where `hidden/` is an empty tmpfs (a folder only the driver's node
+    has): --out under hidden/ is refused naming the node, before anything is written."""
+    blind_node = subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+    marker, tmp = new_marker(), tempfile.mkdtemp(prefix="tsr-")
     env = env_for(marker, tmp)
-    ray_bin = str(Path(sys.executable).parent / "ray")
     port = free_port()
-    out = tmp_path / "ds"
+    hidden, work, raycwd = tmp_path / "hidden", tmp_path / "work", tmp_path / "raycwd"
+    for d in (hidden, work, raycwd):
+        d.mkdir()
+    ray_bin = str(Path(sys.executable).parent / "ray")
     try:
         subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
                         f"--temp-dir={tmp}", "--include-dashboard=false", "--disable-usage-stats"],
-                       env=env, check=True, capture_output=True, timeout=120)
-        subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
-                        "--num-cpus=1", f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats"],
-                       env=env, check=True, capture_output=True, timeout=120)
-        r = subprocess.run(CLI + ["generate", "--address", f"127.0.0.1:{port}", "--out", str(out), "--count", "240",
-                                  "--shard-size", "30", "--pipeline", "smoke", "--seed", "5", "--quiet",
-                                  "--report", str(tmp_path / "r.json")],
-                           env=env, capture_output=True, text=True, timeout=300)
+                       env=env, cwd=raycwd, check=True, capture_output=True, timeout=120)
+        worker = (f"exec {ray_bin} start --address=127.0.0.1:{port} --node-ip-address=127.0.0.1 --num-cpus=1 "
+                  f"--dashboard-agent-listen-port={free_port()} --disable-usage-stats")
+        node = ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs tmpfs {hidden} && {worker}"] if blind_node \
+            else ["sh", "-c", worker]
+        subprocess.run(node, env=env, cwd=raycwd, check=True, capture_output=True, timeout=120)
+        common = ["--address", f"127.0.0.1:{port}", "--count", "240", "--shard-size", "30", "--pipeline", "smoke",
+                  "--seed", "5", "--quiet"]
+        r = subprocess.run(CLI + ["generate", "--out", "rel/ds", "--report", "r.json", *common], env=env, cwd=work,
+                           capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
+        if blind_node:
+            blind = subprocess.run(CLI + ["generate", "--out", str(hidden / "ds"), *common], env=env, cwd=work,
+                                   capture_output=True, text=True, timeout=300)
     finally:
         kill_marked(marker)
         shutil.rmtree(tmp, ignore_errors=True)
-    report = json.loads((tmp_path / "r.json").read_text())
+    report = json.loads((work / "r.json").read_text())
     assert report["written"] == list(range(8))  # every shard written exactly once
     assert len(report["nodes"]) == 2 and sum(report["nodes"].values()) == 8
+    assert not (raycwd / "rel").exists()
+    out = work / "rel" / "ds"
+    assert verify_dataset(str(out)) == []
     assert shas(out) == reference_shas(smoke_cfg, 240, 30, tmp_path / "ref")
+    if blind_node:
+        errors = [line for line in (blind.stdout + blind.stderr).splitlines() if line.startswith("error:")]
+        assert blind.returncode != 0 and len(errors) == 1 and "Traceback" not in blind.stderr, blind.stderr
+        assert "127.0.0.1" in errors[0] and "cannot see" in errors[0], errors[0]
+        assert sorted(p.name for p in (hidden / "ds").iterdir()) == []
 
 
 def test_verify_names_corrupt_and_truncated_shards(ray_cluster, smoke_cfg, tmp_path):

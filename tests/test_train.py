@@ -17,7 +17,7 @@ from textsynth.srnet import checkpoint as ckpt  # noqa: E402
 from textsynth.srnet.losses import LossConfig  # noqa: E402
 from textsynth.srnet.train import TrainConfig, TrainingDiverged  # noqa: E402
 
-from .support.training import CLI, refused_lines, small_dataset, tiny, train  # noqa: E402
+from .support.training import CLI, refused_lines, small_dataset, tiny, torch_threads, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -25,23 +25,20 @@ def small_ds(tmp_path_factory) -> str:
     return small_dataset(tmp_path_factory, "train-ds")
 
 
-
-
-
-
 def read_log(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
 
-def test_a_few_hundred_steps_reduce_l1_and_dice(small_ds, tmp_path):
-    # 200 steps: measured ratios at step 200 were t_l1 0.53, f_l1 0.60, Dice -0.14 (at 300: 0.54, 0.66, -0.16)
-    torch.set_num_threads(2)
-    train(small_ds, tmp_path / "run", tiny(log_every=10, lr=5e-4), max_steps=200, log=lambda s: None)
+def test_a_hundred_and_twenty_steps_reduce_l1_and_dice(small_ds, tmp_path):
+    # Logged ratios (10-step means) at step 120, lr 1e-3, seeds 3 / 4: t_l1 0.55 / 0.55, f_l1 0.71 / 0.72,
+    # Dice -0.13 / -0.14; at step 200, lr 5e-4: 0.53, 0.60, -0.14. The bounds leave room for other CPUs' maths.
+    with torch_threads(2):
+        train(small_ds, tmp_path / "run", tiny(log_every=10, lr=1e-3), max_steps=120, log=lambda s: None)
     recs = read_log(tmp_path / "run")
     first, last = recs[0], recs[-1]
-    assert last["step"] == 200
+    assert last["step"] == 120
     assert last["t_l1"] < 0.7 * first["t_l1"], (first["t_l1"], last["t_l1"])
-    assert last["f_l1"] < 0.7 * first["f_l1"], (first["f_l1"], last["f_l1"])
+    assert last["f_l1"] < 0.8 * first["f_l1"], (first["f_l1"], last["f_l1"])
     assert last["t_dice"] < first["t_dice"] - 0.05, (first["t_dice"], last["t_dice"])
 
 
