@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -69,10 +70,14 @@ def test_wheel_in_py_modules_runs_generate_on_a_bare_two_node_cluster(smoke_cfg,
             assert r.returncode == 0, r.stdout + r.stderr
         entry = (f"python probe.py && python -m textsynth generate --out {out} --count 40 --shard-size 10 "
                  f"--pipeline smoke --seed 5 --quiet --report {tmp_path / 'r.json'}")
-        job = subprocess.run(ray_cli + ["job", "submit", f"--address=http://127.0.0.1:{dash}",
-                                        "--runtime-env-json", json.dumps({"py_modules": [str(wheel)]}),
-                                        "--working-dir", str(work), "--", "sh", "-c", entry],
-                             cwd=work, env=env, capture_output=True, text=True, timeout=480)
+        for _ in range(10):  # the head's agent may not take jobs yet just after `ray start` returns
+            job = subprocess.run(ray_cli + ["job", "submit", f"--address=http://127.0.0.1:{dash}",
+                                            "--runtime-env-json", json.dumps({"py_modules": [str(wheel)]}),
+                                            "--working-dir", str(work), "--", "sh", "-c", entry],
+                                 cwd=work, env=env, capture_output=True, text=True, timeout=480)
+            if "No available agent to submit job" not in job.stderr:
+                break
+            time.sleep(2)
     finally:
         kill_marked(marker)
         shutil.rmtree(ray_tmp, ignore_errors=True)

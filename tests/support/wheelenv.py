@@ -18,13 +18,21 @@ _SKIP = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "
                                "data", "out", "tests", "docs", "benchmarks")
 
 
+_BUILT: list[Path] = []
+
+
 def build_wheel(workdir: Path) -> Path:
-    """`pip wheel` of a copy of the source tree (so no build/ folder lands in the checkout)."""
+    """`pip wheel` of a copy of the source tree (so no build/ folder lands in the checkout); built once
+    per test session (the tree does not change during one), copied into `workdir` for each caller."""
+    if _BUILT and _BUILT[0].is_file():
+        workdir.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy2(_BUILT[0], workdir / _BUILT[0].name))
     src, out = workdir / "src", workdir / "wheel"
     shutil.copytree(ROOT, src, ignore=_SKIP)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
                     str(src)], check=True, capture_output=True, timeout=300)
     (wheel,) = out.glob("textsynth_ste-*.whl")
+    _BUILT[:] = [wheel]
     return wheel
 
 
