@@ -109,9 +109,21 @@ def test_sigterm_to_the_cli_checkpoints_exits_143_and_the_rerun_resumes_exactly(
     assert same_weights(tmp_path / "full", run)
 
 
+def tensorboard_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of one tag as TensorBoard itself reads the run's event files (purges applied)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
 def test_after_a_crash_logs_are_cut_back_and_stale_temp_checkpoints_removed(small_ds, tmp_path):
+    """The JSONL logs and, with --log tensorboard, the event files: a resume after a crash past the last
+    checkpoint leaves every step once, with the resumed run's values."""
+    pytest.importorskip("tensorboard")
     run = tmp_path / "run"
-    cfg = tiny(ckpt_every=3, val_every=2, val_batches=1, steps=8)
+    cfg = tiny(ckpt_every=3, val_every=2, val_batches=1, steps=8, log_format="tensorboard")
 
     def crash_at_5(line: str) -> None:
         if line.startswith("step=5 "):
@@ -135,6 +147,12 @@ def test_after_a_crash_logs_are_cut_back_and_stale_temp_checkpoints_removed(smal
     assert vals() == [2, 4, 6, 8]
     assert not stale.exists() and not (run / ".latest.tmp").exists()
     assert (run / "loss.png").is_file()
+    # TensorBoard purged the crashed run's steps 4-5 and holds the resumed run's figures, each step once
+    logged = [(r["step"], r["g_total"]) for r in losses(run)]
+    events = tensorboard_scalars(run, "train/g_total")
+    assert [s for s, _ in events] == list(range(1, 9))
+    assert all(abs(v - g) <= 1e-6 * abs(g) for (_, v), (_, g) in zip(events, logged)), (events, logged)
+    assert [s for s, _ in tensorboard_scalars(run, "val_gain/psnr_db")] == [2, 4, 6, 8]
 
 
 def test_sampler_starts_at_the_saved_batch_without_reading_the_skipped_ones(small_ds):
