@@ -124,3 +124,34 @@ def test_log_tensorboard_without_the_package_is_one_line_and_writes_nothing(smal
     assert r.stderr.strip().splitlines() == [
         "error: --log tensorboard (train.log_format) needs the tensorboard package: pip install tensorboard, "
         "or use --log jsonl"]
+
+
+def test_losses_are_read_from_the_device_once_per_log_interval(small_ds, tmp_path, monkeypatch):
+    """No per-step host sync: the training code turns tensors into Python numbers (tolist, item, float,
+    bool, int: each a device -> host sync on a GPU) only when it logs. Counted on the real methods,
+    called through: 10 steps logged every 5 read twice, logged every step ten times."""
+    import textsynth.srnet
+
+    srnet = str(Path(textsynth.srnet.__file__).parent)
+    reads: list[tuple[str, str, int]] = []
+
+    def counting(name: str):
+        real = getattr(torch.Tensor, name)
+
+        def method(self, *args, **kwargs):
+            caller = sys._getframe(1)
+            # checkpoints copy weights to the host when they save (once, at the end here): not a step's read
+            if caller.f_code.co_filename.startswith(srnet) and not caller.f_code.co_filename.endswith("checkpoint.py"):
+                reads.append((name, caller.f_code.co_filename, caller.f_lineno))
+            return real(self, *args, **kwargs)
+        return method
+
+    for name in ("tolist", "item", "__bool__", "__float__", "__int__", "__index__"):
+        monkeypatch.setattr(torch.Tensor, name, counting(name))
+    counts = {}
+    for every in (5, 1):
+        reads.clear()
+        train(small_ds, tmp_path / f"run{every}", tiny(log_every=every, steps=10), log=lambda s: None)
+        counts[every] = len(reads)
+        assert [r["step"] for r in read_log(tmp_path / f"run{every}")] == list(range(every, 11, every))
+    assert counts == {5: 2, 1: 10}, reads
