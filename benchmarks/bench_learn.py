@@ -5,7 +5,7 @@ settings given by flags) in chunks; after each chunk it evaluates the generator 
 and prints one JSON line: CPU-seconds spent training, step, the model's figures, the identity
 baseline (i_s copied as o_f) and the gain over it. The last line is a summary.
     python benchmarks/bench_learn.py [--budget-cpu-min 30] [--threads 1] [--width 0.25] [--gan lsgan] ... > a.jsonl
-    python benchmarks/bench_learn.py --summarise a.jsonl b.jsonl ...   # one markdown comparison of the runs
+    python benchmarks/bench_learn.py --summarise a.jsonl b.jsonl ... [--plot curves.png]   # one markdown comparison
 The budget counts process CPU time inside training only (dataset rendering and evaluation excluded).
 Runs without VGG19 weights unless --vgg-weights is given (the perceptual/style terms need them).
 """
@@ -96,6 +96,37 @@ def summarise(paths: list[str]) -> str:
     return "\n".join(out)
 
 
+def label(s: dict) -> str:
+    adv = s.get("adv_weight", [1.0, 1.0])[0]
+    return f"{s['gan']}, G every {s['g_every']}, lr {s['lr']:g}" + ("" if adv else ", no GAN term (adv 0)")
+
+
+def plot(paths: list[str], png: str) -> None:
+    """The curves as a picture: PSNR and SSIM gain over the identity baseline against training CPU-seconds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from textsynth import atomic
+
+    runs = [read_run(p) for p in paths]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, key, title in ((axes[0], "psnr_db", "PSNR gain over identity (dB)"),
+                           (axes[1], "ssim", "SSIM gain over identity")):
+        for r in runs:
+            pts = [(e["train_cpu_s"], e["gain"][key]) for e in r["evals"] if e["gain"].get(key) is not None]
+            ax.plot(*zip(*pts), marker="o", markersize=3, label=label(r["start"]))
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel("training CPU-seconds")
+        ax.set_title(title)
+    axes[0].legend(fontsize="small")
+    fig.tight_layout()
+    with atomic.writing(Path(png)) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget-cpu-min", type=float, default=30.0, help="training CPU-minutes")
@@ -115,9 +146,14 @@ def main() -> None:
     ap.add_argument("--work", default=os.environ.get("BENCH_LEARN_DIR", "/tmp/bench-learn"))
     ap.add_argument("--summarise", nargs="+", metavar="JSONL", default=None,
                     help="print one markdown comparison of these bench outputs instead of training")
+    ap.add_argument("--plot", metavar="PNG", default=None, help="with --summarise: also draw the curves into PNG")
     args = ap.parse_args()
+    if args.plot and not args.summarise:
+        raise SystemExit("error: --plot needs --summarise FILE...")
     if args.summarise:
         print(summarise(args.summarise))
+        if args.plot:
+            plot(args.summarise, args.plot)
         return
     torch.set_num_threads(args.threads)
     work = Path(args.work)

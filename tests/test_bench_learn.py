@@ -37,8 +37,13 @@ def test_bench_learn_tiny_runs_and_summarises(tmp_path):
         outs.append(out)
     assert len(list((tmp_path / "work").glob("run-*"))) == 2   # each setting trained in its own run folder
 
-    r = bench("--summarise", *map(str, outs))
+    png = tmp_path / "curves.png"
+    r = bench("--summarise", *map(str, outs), "--plot", str(png))
     assert r.returncode == 0, r.stderr[-3000:]
+    from PIL import Image
+
+    with Image.open(png) as im:  # a real PNG of the two panels
+        assert im.format == "PNG" and im.size[0] > im.size[1] > 200
     table = r.stdout
     assert "`--gan bce --g-every 1 --lr 0.0001 --adv-weight 1 --width 0.125 --batch-size 2" in table
     assert "`--gan lsgan --g-every 2 --lr 0.0001 --adv-weight 0 --width 0.125 --batch-size 2" in table
