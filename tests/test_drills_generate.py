@@ -25,7 +25,8 @@ from textsynth.shards.dataset import read_manifest, shard_name, verify_dataset
 from textsynth.shards.lock import LOCK_NAME, LockedError
 from textsynth.shards.schema import SHARD_IDENTITY_KEY
 
-from .support.procs import kill_marked, new_marker
+from .support.cli_errors import one_error_line
+from .support.procs import env_for, kill_marked, new_marker
 
 ray = pytest.importorskip("ray")
 BIN = Path(sys.executable).parent
@@ -43,20 +44,6 @@ def plan(out, cfg, count=20, shard_size=10) -> Plan:
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-def env_for(marker: str, tmp: str, **extra: str) -> dict[str, str]:
-    return {**os.environ, "TEXTSYNTH_TEST_MARK": marker, "RAY_TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0",
-            "RAY_AUTH_MODE": "disabled", **extra}
-
-
-def one_error_line(r: subprocess.CompletedProcess) -> str:
-    """The run failed with exactly one `error: ...` line and no traceback; returns that line."""
-    out = r.stdout + r.stderr
-    errors = [line for line in out.splitlines() if line.startswith("error:")]
-    assert r.returncode != 0 and len(errors) == 1, out
-    assert "Traceback" not in out and "RayTaskError" not in out, out
-    return errors[0]
 
 
 # --- safe overwrite and refusal ---------------------------------------------------------------------

@@ -28,7 +28,8 @@ from textsynth.sample import IMAGE_KEYS
 from textsynth.shards.dataset import Dataset, read_manifest, shard_name, verify_dataset
 from textsynth.synth.synthesizer import Pools
 
-from .support.procs import cmdline_pids, free_port, kill_marked, new_marker
+from .support.cli_errors import one_error_line
+from .support.procs import cmdline_pids, env_for, free_port, kill_marked, new_marker
 
 ray = pytest.importorskip("ray")
 CLI = [str(Path(sys.executable).parent / "textsynth")]
@@ -60,11 +61,6 @@ def reference_shas(cfg, count: int, shard_size: int, tmp: Path) -> dict[str, str
 
 def shas(root: Path) -> dict[str, str]:
     return {e["file"]: e["sha256"] for e in read_manifest(None, str(root))["shards"]}
-
-
-def env_for(marker: str, tmp: str) -> dict[str, str]:
-    return {**os.environ, "TEXTSYNTH_TEST_MARK": marker, "RAY_TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0",
-            "RAY_AUTH_MODE": "disabled"}
 
 
 def test_local_cluster_dataset_opens_in_hf_pyarrow_and_reader(ray_cluster, smoke_cfg, tmp_path):
@@ -229,9 +225,8 @@ def test_two_node_cluster_via_address_and_a_node_blind_to_out_is_refused(smoke_c
     assert verify_dataset(str(out)) == []
     assert shas(out) == reference_shas(smoke_cfg, 240, 30, tmp_path / "ref")
     if blind_node:
-        errors = [line for line in (blind.stdout + blind.stderr).splitlines() if line.startswith("error:")]
-        assert blind.returncode != 0 and len(errors) == 1 and "Traceback" not in blind.stderr, blind.stderr
-        assert "127.0.0.1" in errors[0] and "cannot see" in errors[0], errors[0]
+        line = one_error_line(blind)
+        assert "127.0.0.1" in line and "cannot see" in line, line
         assert sorted(p.name for p in (hidden / "ds").iterdir()) == []
 
 

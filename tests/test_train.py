@@ -18,7 +18,7 @@ from textsynth.srnet import checkpoint as ckpt  # noqa: E402
 from textsynth.srnet.losses import LossConfig  # noqa: E402
 from textsynth.srnet.train import TrainConfig, TrainingDiverged  # noqa: E402
 
-from .support.training import CLI, small_dataset, tiny, torch_threads, train  # noqa: E402
+from .support.training import CLI, refused_lines, small_dataset, tiny, torch_threads, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +116,9 @@ def test_train_config_errors_name_the_key(tmp_path):
 
 def test_log_tensorboard_without_the_package_is_one_line_and_writes_nothing(small_ds, tmp_path):
     # the CLI in a process where `import tensorboard` fails (a None entry in sys.modules makes it raise)
-    run = tmp_path / "run"
     no_tb = "import sys; sys.modules['tensorboard'] = None; from textsynth.cli import main; main()"
-    r = subprocess.run([sys.executable, "-c", no_tb, "train", small_ds, "--out", str(run), "--no-perceptual",
-                        "--log", "tensorboard"], capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and not run.exists(), r.stdout + r.stderr
-    assert r.stderr.strip().splitlines() == [
+    assert refused_lines(small_ds, tmp_path / "run", "--no-perceptual", "--log", "tensorboard",
+                         cli=(sys.executable, "-c", no_tb)) == [
         "error: --log tensorboard (train.log_format) needs the tensorboard package: pip install tensorboard, "
         "or use --log jsonl"]
 

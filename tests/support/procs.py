@@ -13,6 +13,12 @@ def new_marker() -> str:
     return f"ts-{uuid.uuid4().hex[:12]}"
 
 
+def env_for(marker: str, tmp: str, **extra: str) -> dict[str, str]:
+    """This environment plus the marker, for a command that starts Ray daemons (in their own temp dir `tmp`)."""
+    return {**os.environ, "TEXTSYNTH_TEST_MARK": marker, "RAY_TMPDIR": tmp, "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "disabled", **extra}
+
+
 def marked_pids(marker: str) -> list[int]:
     needle = f"TEXTSYNTH_TEST_MARK={marker}".encode()
     me = os.getpid()

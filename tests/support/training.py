@@ -49,9 +49,10 @@ def small_dataset(tmp_path_factory, name: str, count: int = 48, shards: int = 2)
     return str(root)
 
 
-def refused_lines(dataset: str, run: Path, *args: str) -> list[str]:
-    """stderr lines of a `textsynth train` that must fail before creating its run folder."""
-    r = subprocess.run([CLI, "train", dataset, "--out", str(run), *args], capture_output=True, text=True,
+def refused_lines(dataset: str, run: Path, *args: str, cli: tuple[str, ...] = (CLI,)) -> list[str]:
+    """stderr lines of a `textsynth train` that must fail before creating its run folder (`cli`: the
+    command that runs textsynth)."""
+    r = subprocess.run([*cli, "train", dataset, "--out", str(run), *args], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode != 0 and not run.exists(), r.stdout + r.stderr
     return r.stderr.strip().splitlines()
