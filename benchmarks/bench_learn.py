@@ -62,10 +62,9 @@ def command(s: dict) -> str:
             f"--width {s['width']:g} --batch-size {s['batch_size']} --budget-cpu-min {s['budget_cpu_s'] / 60:g}")
 
 
-def summarise(paths: list[str]) -> str:
-    """Markdown: the runs side by side at matched CPU-seconds (each run's evaluation nearest to the CPU-seconds
-    every run reached), then each run's last evaluation and its whole curve."""
-    runs = [read_run(p) for p in paths]
+def summarise(runs: list[dict]) -> str:
+    """Markdown: the runs (read_run) side by side at matched CPU-seconds (each run's evaluation nearest to the
+    CPU-seconds every run reached), then each run's last evaluation and its whole curve."""
     matched = min(r["evals"][-1]["train_cpu_s"] for r in runs)
     f = lambda v, d=2: "" if v is None else f"{v:.{d}f}"   # noqa: E731
     out = [f"At matched CPU: each run's evaluation nearest to {matched:.0f} train CPU-s (reached by every run).", "",
@@ -101,8 +100,9 @@ def label(s: dict) -> str:
     return f"{s['gan']}, G every {s['g_every']}, lr {s['lr']:g}" + ("" if adv else ", no GAN term (adv 0)")
 
 
-def plot(paths: list[str], png: str) -> None:
-    """The curves as a picture: PSNR and SSIM gain over the identity baseline against training CPU-seconds."""
+def plot(runs: list[dict], png: str) -> None:
+    """The curves of the runs (read_run) as a picture: PSNR and SSIM gain over the identity baseline against
+    training CPU-seconds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,7 +110,6 @@ def plot(paths: list[str], png: str) -> None:
 
     from textsynth import atomic
 
-    runs = [read_run(p) for p in paths]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for ax, key, title in ((axes[0], "psnr_db", "PSNR gain over identity (dB)"),
                            (axes[1], "ssim", "SSIM gain over identity")):
@@ -151,9 +150,10 @@ def main() -> None:
     if args.plot and not args.summarise:
         raise SystemExit("error: --plot needs --summarise FILE...")
     if args.summarise:
-        print(summarise(args.summarise))
+        runs = [read_run(p) for p in args.summarise]
+        print(summarise(runs))
         if args.plot:
-            plot(args.summarise, args.plot)
+            plot(runs, args.plot)
         return
     torch.set_num_threads(args.threads)
     work = Path(args.work)
