@@ -153,7 +153,10 @@ def main() -> None:
         runs = [read_run(p) for p in args.summarise]
         print(summarise(runs))
         if args.plot:
-            plot(runs, args.plot)
+            try:
+                plot(runs, args.plot)
+            except OSError as e:
+                raise SystemExit(f"error: --plot {args.plot}: cannot write ({e.strerror or e})")
         return
     torch.set_num_threads(args.threads)
     work = Path(args.work)

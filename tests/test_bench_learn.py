@@ -56,3 +56,6 @@ def test_bench_learn_summarise_refuses_other_files_in_one_line(tmp_path):
     r = bench("--summarise", str(bad))
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0
     assert r.stderr.startswith(f"error: {bad}: not a bench_learn output")
+    r = bench("--plot", str(tmp_path / "c.png"))
+    assert r.returncode != 0 and r.stderr.strip() == "error: --plot needs --summarise FILE..."
+    assert not (tmp_path / "c.png").exists()
